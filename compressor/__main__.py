@@ -1,0 +1,5 @@
+"""``python -m compressor``."""
+
+from compressor.cli.main import run_main
+
+run_main()

@@ -1,0 +1,51 @@
+"""Static facts about an ONNX model: parameters, op histogram, weight dtypes, sparsity, quantization."""
+
+from __future__ import annotations
+
+from collections import Counter
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+#: Op types that mark how a model is quantized.
+QUANT_OPS = {
+    "QuantizeLinear": "qdq",
+    "DequantizeLinear": "qdq",
+    "DynamicQuantizeLinear": "dynamic",
+    "MatMulInteger": "dynamic",
+    "ConvInteger": "dynamic",
+    "DynamicQuantizeMatMul": "dynamic",
+    "MatMulNBits": "weight-only",
+    "QLinearConv": "qoperator",
+    "QLinearMatMul": "qoperator",
+}
+
+
+def onnx_stats(path: Path) -> dict[str, Any]:
+    """Parameters, ops, weight bytes by dtype and weight sparsity, reading one tensor at a time."""
+    from compressor.onnx_io import iter_initializers, read_model
+
+    model = read_model(path)
+    ops = Counter(
+        node.op_type if node.domain in ("", "ai.onnx") else f"{node.domain}.{node.op_type}" for node in model.graph.node
+    )
+    params = 0
+    weight_elems = 0
+    weight_zeros = 0
+    bytes_by_dtype: Counter[str] = Counter()
+    for _name, array in iter_initializers(model, path.parent):
+        params += int(array.size)
+        bytes_by_dtype[array.dtype.name] += int(array.nbytes)
+        if array.ndim >= 2 and array.dtype.kind == "f":
+            weight_elems += int(array.size)
+            weight_zeros += int(np.count_nonzero(array == 0))
+    kinds = sorted({QUANT_OPS[op.rsplit(".", 1)[-1]] for op in ops if op.rsplit(".", 1)[-1] in QUANT_OPS})
+    return {
+        "params": params,
+        "nodes": len(model.graph.node),
+        "ops": dict(ops.most_common()),
+        "weight_bytes_by_dtype": dict(bytes_by_dtype.most_common()),
+        "weight_sparsity": weight_zeros / weight_elems if weight_elems else 0.0,
+        "quantization": kinds or ["none"],
+    }

@@ -1,0 +1,87 @@
+"""The ``compressor`` entry point: the click group, and the one place exceptions become exit codes."""
+
+from __future__ import annotations
+
+import os
+import sys
+import traceback
+
+import click
+
+from compressor import __version__
+from compressor.cli import console
+from compressor.cli.bench import bench
+from compressor.cli.compare import compare
+from compressor.cli.inspect_cmd import inspect
+from compressor.cli.plugins_cmd import plugins
+from compressor.cli.quantize import quantize
+from compressor.cli.run_cmd import run
+from compressor.errors import CompressorError, ExitCode
+from compressor.report.envelope import dumps, envelope
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
+@click.version_option(__version__, prog_name="compressor")
+@click.option("--debug", is_flag=True, help="Show tracebacks for errors.")
+def cli(debug: bool) -> None:
+    """Make trained models smaller and faster, and prove what it cost."""
+
+
+for command in (inspect, bench, compare, quantize, run, plugins):
+    cli.add_command(command)
+
+
+def _report_error(argv: list[str], code: ExitCode, message: str, hint: str | None, kind: str) -> None:
+    if "--json" in argv:
+        command = next((a for a in argv if not a.startswith("-")), "compressor")
+        error = {"type": kind, "message": message, "hint": hint}
+        click.echo(dumps(envelope(command, None, code, error)), nl=False)
+    console.err.print(f"error: {message}", style="bold red", highlight=False, markup=False)
+    if hint:
+        console.err.print(f"hint: {hint}", style="yellow", highlight=False, markup=False)
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run the CLI and return its exit code; errors print one line (and a hint), tracebacks on --debug."""
+    args = list(sys.argv[1:] if argv is None else argv)
+    debug = "--debug" in args or os.environ.get("COMPRESSOR_DEBUG") == "1"
+    from compressor.plugins import add_plugin_commands
+
+    add_plugin_commands(cli)
+    try:
+        result = cli.main(args=args, prog_name="compressor", standalone_mode=False)
+        code = ExitCode(result) if isinstance(result, int) else ExitCode.OK
+    except click.exceptions.Exit as exc:
+        code = ExitCode(exc.exit_code)
+    except click.ClickException as exc:
+        code = ExitCode.USAGE_ERROR
+        _report_error(args, code, exc.format_message(), "see --help", "UsageError")
+    except (click.exceptions.Abort, KeyboardInterrupt):
+        code = ExitCode.INTERRUPTED
+        _report_error(args, code, "interrupted", None, "Interrupted")
+    except CompressorError as exc:
+        if debug:
+            traceback.print_exc()
+        code = exc.exit_code
+        _report_error(args, code, exc.message, exc.hint, type(exc).__name__)
+    except Exception as exc:
+        if debug:
+            traceback.print_exc()
+        code = ExitCode.INTERNAL_ERROR
+        message = (
+            f"internal error: {type(exc).__name__}: {str(exc).strip().splitlines()[0] if str(exc).strip() else ''}"
+        )
+        _report_error(
+            args,
+            code,
+            message,
+            "this is a bug in compressor: rerun with --debug and report it",
+            "InternalError",
+        )
+    sys.stdout.flush()
+    return int(code)
+
+
+def run_main() -> None:
+    """Console-script entry: exit with :func:`main`'s code."""
+    sys.exit(main())

@@ -1,0 +1,117 @@
+"""``compressor run RECIPE.yaml [-o DIR]``: a whole recipe, validated first, measured and gated after."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+from pydantic import ValidationError
+
+from compressor.cli import console
+from compressor.cli.options import json_option
+from compressor.cli.results import compressed_result, compressed_tables
+from compressor.data import load_dataset
+from compressor.errors import ExitCode, RecipeError, UsageError
+from compressor.gate import BudgetResult, check_budgets
+from compressor.loaders import LoaderOptions, load_model
+from compressor.measure.runner import RunOptions
+from compressor.measure.suite import MeasureSettings, measure_models
+from compressor.outputs import check_output_path, publish, staging_dir, write_text_atomic
+from compressor.pipeline import plan
+from compressor.recipe import Recipe, dump_recipe, load_recipe, recipe_output, resolve_in
+from compressor.report.envelope import dumps, envelope
+from compressor.report.measurement import tradeoff_table
+from compressor.report.table import Table, to_markdown
+from compressor.workflow import compress
+
+MODEL_NAME = "model.onnx"
+
+
+def _loader_options(recipe: Recipe, folder: Path) -> LoaderOptions:
+    raw = dict(recipe.model_options)
+    if raw.get("weights"):
+        raw["weights"] = resolve_in(folder, raw["weights"], "weights")
+    try:
+        return LoaderOptions.model_validate(raw)
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        raise RecipeError(f"recipe model_options.{'.'.join(map(str, first['loc']))}: {first['msg']}") from None
+
+
+def budget_table(results: list[BudgetResult]) -> Table:
+    table = Table("Budgets", ["budget", "measured", "limit", "margin", "result"])
+    for result in results:
+        margin = "-" if result.margin is None else f"{result.margin:+.1%}"
+        table.add(
+            [
+                result.name,
+                result.display_measured,
+                result.display_limit,
+                margin,
+                "PASS" if result.passed else "FAIL",
+            ],
+            style="good" if result.passed else "bad",
+        )
+    return table
+
+
+@click.command()
+@click.argument("recipe_path", metavar="RECIPE", type=click.Path(path_type=Path))
+@click.option(
+    "-o",
+    "--output",
+    type=click.Path(path_type=Path),
+    default=None,
+    help="Output folder (default: the recipe's `output`).",
+)
+@json_option
+def run(recipe_path: Path, output: Path | None, as_json: bool) -> int:
+    """Run RECIPE: load, apply its passes, verify, measure and check its budgets; write the result to a folder."""
+    recipe, steps = load_recipe(recipe_path)
+    folder = recipe_path.parent
+    if output is None and recipe.output is None:
+        raise UsageError("the recipe sets no output: give -o DIR")
+    target = output if output is not None else recipe_output(folder, recipe.output or "")
+    options = _loader_options(recipe, folder)
+    run_opts = RunOptions(device=recipe.measure.device, threads=recipe.measure.threads)
+    source = load_model(resolve_in(folder, recipe.model, "model"), options)
+    check_output_path(target, [source.path])
+    planned = plan(steps, source.format)
+    data = load_dataset(str(resolve_in(folder, recipe.data, "data")), source) if recipe.data else None
+    eval_ref = recipe.eval_data or recipe.data
+    evaluation = load_dataset(str(resolve_in(folder, eval_ref, "eval_data")), source) if eval_ref else None
+    with staging_dir(target) as stage:
+        bundle = stage / "bundle"
+        done = compress(source, planned, bundle / MODEL_NAME, data, options, run_opts, console.info, console.progress)
+        settings = MeasureSettings(
+            batches=tuple(recipe.measure.batches),
+            run=run_opts,
+            shapes=options.shapes,
+            latency=recipe.measure.latency,
+        )
+        measurement = measure_models([source, done.output], settings, evaluation, labels=["input", "output"])
+        budgets = check_budgets(recipe.budgets, measurement.models[1])
+        code = ExitCode.OK if all(b.passed for b in budgets) else ExitCode.CONSTRAINT_NOT_MET
+        result = {
+            **compressed_result(done),
+            "measurement": measurement.to_dict(),
+            "budgets": [b.to_dict() for b in budgets],
+            "output": str(target.resolve() / MODEL_NAME),
+        }
+        tables = [
+            *compressed_tables(done),
+            tradeoff_table(measurement),
+            *([budget_table(budgets)] if budgets else []),
+        ]
+        write_text_atomic(bundle / "recipe.yaml", dump_recipe(recipe, planned, folder, target.resolve()))
+        write_text_atomic(bundle / "report.json", dumps(envelope("run", result, code)))
+        write_text_atomic(bundle / "report.md", to_markdown(tables, f"compressor run {recipe_path.name}"))
+        publish(bundle, target)
+    if as_json:
+        console.print_json("run", result, code)
+    else:
+        console.print_tables(tables)
+        if code != ExitCode.OK:
+            failed = ", ".join(b.name for b in budgets if not b.passed)
+            console.err.print(f"budgets not met: {failed}", style="bold red", highlight=False)
+    return int(code)

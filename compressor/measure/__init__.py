@@ -1,0 +1,1 @@
+"""Measurement: size, parameters, ops, sparsity, latency, memory, accuracy and fidelity."""

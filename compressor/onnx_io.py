@@ -1,0 +1,200 @@
+"""Reading, validating and writing ONNX files, external data included, without loading weights twice."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from collections.abc import Iterator
+from pathlib import Path
+
+import numpy as np
+import onnx
+from google.protobuf.message import DecodeError
+from onnx import external_data_helper, numpy_helper
+
+from compressor.artifacts import PassRecord, TensorSpec
+from compressor.errors import ModelLoadError
+
+LINEAGE_KEY = "compressor.lineage"
+#: Above this many bytes of weights a model is written with its weights in a ``.data`` file beside it.
+EXTERNAL_DATA_THRESHOLD = 1_800_000_000
+
+
+def read_model(path: Path, load_weights: bool = False) -> onnx.ModelProto:
+    """Parse an ONNX file, with clear errors for missing, empty, corrupt or truncated files."""
+    if not path.exists():
+        raise ModelLoadError(f"model not found: {path}")
+    if path.is_dir():
+        raise ModelLoadError(f"{path} is a directory, expected an ONNX file")
+    if path.stat().st_size == 0:
+        raise ModelLoadError(f"{path} is empty (0 bytes), not an ONNX model")
+    try:
+        model = onnx.load(str(path), load_external_data=False)
+    except (DecodeError, RuntimeError, ValueError, OSError) as exc:
+        reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        raise ModelLoadError(f"{path} is not a valid ONNX model: cannot be parsed ({reason})") from exc
+    if not model.graph.node and not model.graph.output:
+        raise ModelLoadError(f"{path} is not a valid ONNX model: it has no graph (corrupt or not ONNX)")
+    if load_weights:
+        external_data_helper.load_external_data_for_model(model, str(path.parent))
+    return model
+
+
+def validate(path: Path, model: onnx.ModelProto) -> None:
+    """Check external data is complete and the model passes the ONNX checker."""
+    check_external_data(path, model)
+    try:
+        onnx.checker.check_model(str(path))
+    except onnx.checker.ValidationError as exc:
+        first = str(exc).strip().splitlines()[0]
+        raise ModelLoadError(f"{path} fails the ONNX checker: {first}") from exc
+
+
+def check_external_data(path: Path, model: onnx.ModelProto) -> None:
+    """Every external tensor's file exists and is long enough for its offset and length."""
+    for tensor in _external_tensors(model):
+        info = external_data_helper.ExternalDataInfo(tensor)
+        data_path = (path.parent / info.location).resolve()
+        if not data_path.is_relative_to(path.parent.resolve()):
+            raise ModelLoadError(f"{path}: external data of '{tensor.name}' points outside the model's folder")
+        if not data_path.is_file():
+            raise ModelLoadError(
+                f"{path}: external data file '{info.location}' is missing (needed by '{tensor.name}')",
+                hint="copy the .data file that was saved with the model next to it",
+            )
+        end = (info.offset or 0) + (info.length or 0)
+        if end > data_path.stat().st_size:
+            raise ModelLoadError(
+                f"{path}: external data file '{info.location}' is truncated "
+                f"('{tensor.name}' needs bytes up to {end}, the file has {data_path.stat().st_size})"
+            )
+
+
+def _external_tensors(model: onnx.ModelProto) -> Iterator[onnx.TensorProto]:
+    for tensor in external_data_helper._get_all_tensors(model):
+        if external_data_helper.uses_external_data(tensor):
+            yield tensor
+
+
+def external_data_files(path: Path) -> list[Path]:
+    """The external data files an ONNX file refers to (empty when it is self-contained)."""
+    try:
+        model = onnx.load(str(path), load_external_data=False)
+    except Exception:  # an unreadable file has no known external data; the loader reports why
+        return []
+    locations = {external_data_helper.ExternalDataInfo(t).location for t in _external_tensors(model)}
+    return sorted(path.parent / loc for loc in locations if (path.parent / loc).is_file())
+
+
+def iter_initializers(model: onnx.ModelProto, folder: Path) -> Iterator[tuple[str, np.ndarray]]:
+    """Yield each initializer as an array; external ones are memory-mapped, one at a time."""
+    for tensor in model.graph.initializer:
+        if external_data_helper.uses_external_data(tensor):
+            yield tensor.name, _map_external(tensor, folder)
+        else:
+            yield tensor.name, numpy_helper.to_array(tensor)
+
+
+def _map_external(tensor: onnx.TensorProto, folder: Path) -> np.ndarray:
+    info = external_data_helper.ExternalDataInfo(tensor)
+    dtype = onnx.helper.tensor_dtype_to_np_dtype(tensor.data_type)
+    shape = tuple(tensor.dims)
+    return np.memmap(folder / info.location, dtype=dtype, mode="r", offset=info.offset or 0, shape=shape)
+
+
+def tensor_specs(values: list[onnx.ValueInfoProto], skip: set[str] | None = None) -> list[TensorSpec]:
+    """Graph inputs or outputs as TensorSpecs (names in ``skip``, e.g. initializers, are left out)."""
+    specs = []
+    for value in values:
+        if skip and value.name in skip:
+            continue
+        ttype = value.type.tensor_type
+        dims = tuple(_dim(d) for d in ttype.shape.dim)
+        dtype = onnx.helper.tensor_dtype_to_np_dtype(ttype.elem_type).name if ttype.elem_type else "unknown"
+        specs.append(TensorSpec(value.name, dims, dtype))
+    return specs
+
+
+def _dim(dim: onnx.TensorShapeProto.Dimension) -> int | str | None:
+    if dim.HasField("dim_value"):
+        return int(dim.dim_value)
+    if dim.HasField("dim_param"):
+        return dim.dim_param
+    return None
+
+
+def graph_specs(model: onnx.ModelProto) -> tuple[list[TensorSpec], list[TensorSpec]]:
+    """The model's real inputs (initializers excluded) and its outputs."""
+    initializers = {t.name for t in model.graph.initializer}
+    return tensor_specs(list(model.graph.input), initializers), tensor_specs(list(model.graph.output))
+
+
+def weights_bytes(model: onnx.ModelProto) -> int:
+    """Bytes of all initializers, counting external ones by their recorded length."""
+    total = 0
+    for tensor in model.graph.initializer:
+        if external_data_helper.uses_external_data(tensor):
+            total += external_data_helper.ExternalDataInfo(tensor).length or 0
+        else:
+            total += len(tensor.raw_data) or tensor.ByteSize()
+    return total
+
+
+def read_lineage(model: onnx.ModelProto) -> list[PassRecord]:
+    for prop in model.metadata_props:
+        if prop.key == LINEAGE_KEY:
+            try:
+                return [PassRecord.from_dict(r) for r in json.loads(prop.value)]
+            except (ValueError, KeyError, TypeError):
+                return []
+    return []
+
+
+def set_lineage(model: onnx.ModelProto, lineage: list[PassRecord]) -> None:
+    """Record which passes made the model in its metadata, replacing an older record."""
+    kept = [p for p in model.metadata_props if p.key != LINEAGE_KEY]
+    del model.metadata_props[:]
+    model.metadata_props.extend(kept)
+    value = json.dumps([{"name": r.name, "config": r.config, "notes": list(r.notes)} for r in lineage], default=str)
+    model.metadata_props.add(key=LINEAGE_KEY, value=value)
+
+
+def write_model(model: onnx.ModelProto, path: Path, external: bool | None = None) -> Path:
+    """Save ``model`` (weights loaded) to ``path``; weights go to ``<name>.data`` when large or asked."""
+    if external is None:
+        external = weights_bytes(model) > EXTERNAL_DATA_THRESHOLD
+    path.parent.mkdir(parents=True, exist_ok=True)
+    if external:
+        onnx.save_model(
+            model,
+            str(path),
+            save_as_external_data=True,
+            all_tensors_to_one_file=True,
+            location=path.name + ".data",
+            size_threshold=1024,
+        )
+    else:
+        onnx.save_model(model, str(path))
+    return path
+
+
+def copy_model(src: Path, dst: Path, lineage: list[PassRecord]) -> Path:
+    """Copy an ONNX model to ``dst`` with its lineage recorded; external data is renamed to match ``dst``.
+
+    Weights are streamed file to file, never loaded into memory.
+    """
+    model = onnx.load(str(src), load_external_data=False)
+    set_lineage(model, lineage)
+    tensors = list(_external_tensors(model))
+    locations = sorted({external_data_helper.ExternalDataInfo(t).location for t in tensors})
+    renamed = {
+        loc: f"{dst.name}.data" if len(locations) == 1 else f"{dst.name}.{i}.data" for i, loc in enumerate(locations)
+    }
+    for old, new in renamed.items():
+        shutil.copyfile(src.parent / old, dst.parent / new)
+    for tensor in tensors:
+        for entry in tensor.external_data:
+            if entry.key == "location":
+                entry.value = renamed[entry.value]
+    onnx.save_model(model, str(dst))
+    return dst
