@@ -11,6 +11,8 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+from compressor.errors import ModelLoadError
+
 SIDECAR_NAME = "artifact.json"
 SIDECAR_VERSION = 1
 
@@ -118,8 +120,12 @@ def read_sidecar(folder: Path) -> Artifact | None:
     sidecar = folder / SIDECAR_NAME
     if not sidecar.is_file():
         return None
-    data = json.loads(sidecar.read_text())
-    return Artifact.from_dict(data, (folder / data.get("path", ".")).resolve())
+    try:
+        data = json.loads(sidecar.read_text())
+        return Artifact.from_dict(data, (folder / data.get("path", ".")).resolve())
+    except (ValueError, KeyError, TypeError, AttributeError) as exc:
+        reason = f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}"
+        raise ModelLoadError(f"{sidecar} is not a valid artifact description ({reason})") from exc
 
 
 def artifact_files(path: Path) -> list[Path]:

@@ -62,6 +62,10 @@ class ModelLoadError(InputError):
     """A model file or folder is missing, corrupt or of an unknown format."""
 
 
+class ModelRunError(InputError):
+    """A model loaded but failed on the inputs it was given."""
+
+
 class DatasetError(InputError):
     """A dataset is missing, malformed or does not match the model's inputs."""
 
@@ -111,4 +115,5 @@ class CommandTimeout(CompressorError):
 def unknown_name_error(kind: str, name: str, valid: Iterable[str], error: type[CompressorError]) -> CompressorError:
     """Build the standard "Unknown <kind> 'x'. Valid <kind>s: a, b, c" error."""
     choices = ", ".join(sorted(valid)) or "(none registered)"
-    return error(f"Unknown {kind} '{name}'. Valid {kind}s: {choices}")
+    plural = f"{kind}es" if kind.endswith("s") else f"{kind}s"
+    return error(f"Unknown {kind} '{name}'. Valid {plural}: {choices}")

@@ -8,7 +8,7 @@ from typing import ClassVar
 from pydantic import BaseModel, ConfigDict, Field
 
 from compressor.artifacts import Artifact, read_sidecar
-from compressor.errors import ModelLoadError
+from compressor.errors import ModelLoadError, UsageError
 from compressor.plugins import get_registry
 
 
@@ -67,7 +67,7 @@ def load_model(ref: str | Path, options: LoaderOptions | None = None) -> Artifac
     for loader_cls in loaders:
         loader = loader_cls()
         if loader.claims(text):
-            return loader.load(text, options)
+            return _check_shape_names(loader.load(text, options), options)
     path = Path(text)
     if not path.exists() and ":" not in path.name:
         raise ModelLoadError(f"model not found: {text}")
@@ -76,3 +76,14 @@ def load_model(ref: str | Path, options: LoaderOptions | None = None) -> Artifac
     if path.is_dir():
         raise ModelLoadError(f"{text} is a directory that no loader recognizes. Loaders: {known}", hint=hint)
     raise ModelLoadError(f"no loader recognizes {text}. Loaders: {known}", hint=hint)
+
+
+def _check_shape_names(artifact: Artifact, options: LoaderOptions) -> Artifact:
+    """``--shape`` may only name inputs the model has (when the model declares its inputs)."""
+    names = {spec.name for spec in artifact.inputs}
+    unknown = sorted(set(options.shapes) - names) if names else []
+    if unknown:
+        raise UsageError(
+            f"--shape names {unknown}, which {artifact.path.name} does not have; its inputs: {sorted(names)}"
+        )
+    return artifact

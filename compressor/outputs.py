@@ -29,10 +29,9 @@ def check_output_path(output: Path, inputs: Iterable[Path]) -> Path:
                 f"output path {output} would overwrite the input {item}",
                 hint="choose another -o; compressor never changes its input",
             )
-    parent = resolved.parent
-    if parent.exists() and not parent.is_dir():
-        raise OutputPathError(f"cannot write {output}: {parent} is not a folder")
-    existing = _first_existing(parent)
+    existing = _first_existing(resolved.parent)
+    if not existing.is_dir():
+        raise OutputPathError(f"cannot write {output}: {existing} is not a folder")
     if not os.access(existing, os.W_OK):
         raise OutputPathError(f"cannot write {output}: {existing} is not writable")
     return output

@@ -87,6 +87,15 @@ class Registry:
         self.owners[(kind, name)] = plugin.name
         plugin.registered.setdefault(kind, []).append(name)
 
+    def discard(self, plugin: PluginInfo) -> None:
+        """Forget everything ``plugin`` registered: a plugin that failed part-way is skipped as a whole."""
+        for kind, names in plugin.registered.items():
+            for name in names:
+                if self.owners.get((kind, name)) == plugin.name:
+                    del self.items[kind][name]
+                    del self.owners[(kind, name)]
+        plugin.registered.clear()
+
 
 def _new_manager() -> pluggy.PluginManager:
     manager = pluggy.PluginManager(hookspecs.PROJECT)
@@ -112,10 +121,11 @@ def _load_plugins(manager: pluggy.PluginManager) -> list[PluginInfo]:
     for entry_point in sorted(importlib.metadata.entry_points(group=ENTRY_POINT_GROUP), key=lambda e: e.name):
         dist = entry_point.dist.name if entry_point.dist else "unknown"
         version = entry_point.dist.version if entry_point.dist else "unknown"
-        info = PluginInfo(entry_point.name, version, f"{dist} ({entry_point.value})")
+        name = entry_point.name if all(i.name != entry_point.name for i in infos) else f"{entry_point.name}@{dist}"
+        info = PluginInfo(name, version, f"{dist} ({entry_point.value})")
         infos.append(info)
         try:
-            manager.register(entry_point.load(), name=entry_point.name)
+            manager.register(entry_point.load(), name=name)
         except Exception as exc:  # a broken plugin must not break the others
             info.error = f"{type(exc).__name__}: {exc}"
     return infos
@@ -134,6 +144,7 @@ def _collect(manager: pluggy.PluginManager, infos: list[PluginInfo], registry: R
                 impl.function(register=register)
             except Exception as exc:  # recorded and shown by `compressor plugins`
                 info.error = f"register_{kind} failed: {type(exc).__name__}: {exc}"
+                registry.discard(info)
 
 
 @functools.cache
@@ -147,7 +158,10 @@ def get_registry() -> Registry:
 
 
 def add_plugin_commands(cli: Any) -> None:
-    """Let each healthy plugin add its click commands to ``cli``."""
+    """Let each healthy plugin add its click commands to ``cli`` (once per group)."""
+    if getattr(cli, "_compressor_plugin_commands", False):
+        return
+    cli._compressor_plugin_commands = True
     registry = get_registry()
     by_name = {info.name: info for info in registry.plugins}
     assert registry.manager is not None
@@ -160,4 +174,7 @@ def add_plugin_commands(cli: Any) -> None:
             impl.function(cli=cli)
             info.registered["commands"] = sorted(set(cli.commands) - before)
         except Exception as exc:
+            for name in set(cli.commands) - before:
+                del cli.commands[name]
             info.error = f"register_commands failed: {type(exc).__name__}: {exc}"
+            registry.discard(info)

@@ -16,6 +16,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 from compressor.errors import RecipeError
 from compressor.gate import Budgets
 from compressor.pipeline import Step, make_steps
+from compressor.pyref import is_reference
 
 RECIPE_VERSION = 1
 MAX_RECIPE_BYTES = 1_000_000
@@ -35,10 +36,10 @@ class _LimitedLoader(yaml.SafeLoader):
         if self.check_event(yaml.AliasEvent):
             self._aliases += 1
             if self._aliases > MAX_ALIASES:
-                raise RecipeError(f"recipe uses more than {MAX_ALIASES} YAML aliases; refusing (alias bomb?)")
+                raise RecipeError(f"more than {MAX_ALIASES} YAML aliases; refusing (alias bomb?)")
         self._depth += 1
         if self._depth > MAX_DEPTH:
-            raise RecipeError(f"recipe is nested deeper than {MAX_DEPTH} levels")
+            raise RecipeError(f"nested deeper than {MAX_DEPTH} levels")
         try:
             return super().compose_node(parent, index)
         finally:
@@ -51,6 +52,8 @@ def parse_yaml(text: str, source: str) -> Any:
     loader = _LimitedLoader(text)
     try:
         return loader.get_single_data()
+    except RecipeError as exc:
+        raise RecipeError(f"recipe {source}: {exc.message}") from None
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f" at line {mark.line + 1}" if mark else ""
@@ -73,6 +76,8 @@ class MeasureSpec(BaseModel):
     threads: int = 0
     #: Time the models (off for very large ones when only size and quality matter).
     latency: bool = True
+    min_runs: int = Field(30, ge=1)
+    min_time: float = Field(1.0, ge=0)
 
 
 class Recipe(BaseModel):
@@ -139,10 +144,17 @@ def load_recipe(path: Path) -> tuple[Recipe, list[Step]]:
         first = exc.errors()[0]
         where = ".".join(str(p) for p in first["loc"])
         raise RecipeError(f"recipe {path}: '{where}': {first['msg']}") from None
-    return recipe, recipe.steps()
+    steps = recipe.steps()
+    needs_data = [s.name for s in steps if s.pass_cls.requires_dataset]
+    if needs_data and recipe.data is None:
+        raise RecipeError(
+            f"recipe {path}: pass '{needs_data[0]}' needs a dataset, and the recipe sets no `data`",
+            hint="add e.g. `data: calib.npz` (a path relative to the recipe)",
+        )
+    return recipe, steps
 
 
-def resolve_in(folder: Path, relative: str, what: str) -> Path:
+def resolve_in(folder: Path, relative: str) -> Path:
     """A path from a recipe, relative to its folder; absolute paths are kept as given."""
     path = Path(relative).expanduser()
     return path if path.is_absolute() else (folder / path)
@@ -166,7 +178,9 @@ def dump_recipe(recipe: Recipe, steps: list[Step], original_folder: Path, new_fo
     def moved(value: str | None) -> str | None:
         if value is None:
             return None
-        return os.path.relpath(resolve_in(original_folder, value, "path").resolve(), new_folder.resolve())
+        file, sep, name = value.rpartition(":") if is_reference(value) else (value, "", "")
+        relative = os.path.relpath(resolve_in(original_folder, file).resolve(), new_folder.resolve())
+        return f"{relative}{sep}{name}"
 
     data = recipe.model_dump(mode="json", exclude_none=True)
     data.update(model=moved(recipe.model), data=moved(recipe.data), eval_data=moved(recipe.eval_data))

@@ -25,13 +25,20 @@ class NpzReader(DatasetReader):
         path = Path(ref)
         if not path.is_file():
             raise DatasetError(f"dataset not found: {ref}" if not path.exists() else f"dataset {ref} is not a file")
+        if not zipfile.is_zipfile(path):
+            raise DatasetError(f"dataset {ref} is not a readable .npz file (not a zip archive of arrays)")
         try:
             with np.load(path, allow_pickle=False) as archive:
                 arrays = {name: archive[name] for name in archive.files}
         except ValueError as exc:
-            raise DatasetError(f"dataset {ref} holds object arrays, which need pickle; save plain arrays") from exc
+            if "allow_pickle" in str(exc):
+                raise DatasetError(f"dataset {ref} holds object arrays, which need pickle; save plain arrays") from exc
+            raise DatasetError(f"dataset {ref} is not a readable .npz file ({exc})") from exc
         except (OSError, zipfile.BadZipFile, EOFError) as exc:
             raise DatasetError(f"dataset {ref} is not a readable .npz file ({exc})") from exc
+        for name, value in arrays.items():
+            if not isinstance(value, np.ndarray):
+                raise DatasetError(f"dataset {ref} is not a readable .npz file ('{name}' is not a .npy array)")
         labels = arrays.pop(LABELS_KEY, None)
         return Dataset(arrays, labels, source=ref)
 

@@ -25,7 +25,16 @@ class OnnxLoader(Loader):
         path = Path(ref)
         if path.is_dir():
             described = read_sidecar(path)
-            path = described.path if described else next(path.glob("*.onnx"))
+            if described:
+                path = described.path
+            else:
+                found = sorted(path.glob("*.onnx"))
+                if len(found) != 1:
+                    raise ModelLoadError(
+                        f"{path} is a directory holding {len(found)} .onnx files, expected an ONNX file "
+                        "or a folder with exactly one"
+                    )
+                path = found[0]
         return load_onnx(path)
 
 

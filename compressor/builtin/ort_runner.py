@@ -7,7 +7,7 @@ from typing import Any
 import numpy as np
 
 from compressor.artifacts import Artifact, TensorSpec
-from compressor.errors import MissingDependencyError, ModelLoadError
+from compressor.errors import MissingDependencyError, ModelLoadError, ModelRunError
 from compressor.measure.runner import Runner, RunOptions
 
 PROVIDERS = {
@@ -24,7 +24,8 @@ PROVIDER_HINT = {
 class OrtSession:
     """An ONNX Runtime inference session behind the runner Session protocol."""
 
-    def __init__(self, session: Any, inputs: list[TensorSpec], outputs: list[TensorSpec]) -> None:
+    def __init__(self, name: str, session: Any, inputs: list[TensorSpec], outputs: list[TensorSpec]) -> None:
+        self.name = name
         self._session = session
         self.inputs = inputs
         self.outputs = outputs
@@ -32,7 +33,10 @@ class OrtSession:
         self._names = [o.name for o in outputs]
 
     def run(self, feeds: dict[str, np.ndarray]) -> list[np.ndarray]:
-        return self._session.run(self._names, feeds)
+        try:
+            return self._session.run(self._names, feeds)
+        except Exception as exc:  # ORT raises InvalidArgument/Fail/RuntimeException from its C++ core
+            raise ModelRunError(f"{self.name} failed on its inputs: {_first_line(exc)}") from exc
 
     def close(self) -> None:
         self._session = None
@@ -45,7 +49,7 @@ def session_options(options: RunOptions) -> Any:
     so = ort.SessionOptions()
     so.intra_op_num_threads = options.resolved_threads
     so.inter_op_num_threads = 1
-    so.log_severity_level = 3
+    so.log_severity_level = 4  # failures surface as exceptions with the same message
     so.add_session_config_entry("session.intra_op.allow_spinning", "1" if options.allow_spinning else "0")
     so.add_session_config_entry("session.inter_op.allow_spinning", "1" if options.allow_spinning else "0")
     return so
@@ -79,8 +83,7 @@ class OrtRunner(Runner):
         try:
             session = ort.InferenceSession(str(artifact.path), session_options(options), providers=providers)
         except Exception as exc:  # ORT raises its own Fail/InvalidGraph/NotImplemented types
-            first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-            raise ModelLoadError(f"onnxruntime cannot load {artifact.path.name}: {first}") from exc
+            raise ModelLoadError(f"onnxruntime cannot load {artifact.path.name}: {_first_line(exc)}") from exc
         if session.get_providers()[0] != providers[0]:
             raise MissingDependencyError(
                 f"{providers[0]} is installed but could not be used for {artifact.path.name} "
@@ -89,12 +92,17 @@ class OrtRunner(Runner):
             )
         inputs = [_spec(v) for v in session.get_inputs()]
         outputs = [_spec(v) for v in session.get_outputs()]
-        return OrtSession(session, inputs, outputs)
+        return OrtSession(artifact.path.name, session, inputs, outputs)
 
     def stats(self, artifact: Artifact) -> dict[str, Any]:
         from compressor.builtin.onnx_stats import onnx_stats
 
         return onnx_stats(artifact.path)
+
+
+def _first_line(exc: Exception) -> str:
+    text = str(exc).strip()
+    return text.splitlines()[0] if text else type(exc).__name__
 
 
 _ORT_TYPES = {

@@ -21,7 +21,7 @@ from compressor.data import load_dataset
 from compressor.loaders import load_model
 from compressor.measure.suite import Measurement, measure_models
 from compressor.report.measurement import footprint_table, tradeoff_table
-from compressor.report.writers import write_report
+from compressor.report.writers import check_report_path, write_report
 
 
 @click.command()
@@ -48,6 +48,8 @@ def compare(
     **params: Any,
 ) -> int:
     """Compare CANDIDATES with BASE: size, latency, accuracy and fidelity, with ratios to BASE."""
+    if report_path is not None:
+        check_report_path(report_path)
     options = loader_options(params)
     labels = [base, *candidates]
     artifacts = [load_model(m, options) for m in labels]

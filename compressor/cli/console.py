@@ -16,7 +16,7 @@ from compressor.report.envelope import dumps, envelope
 from compressor.report.table import Table
 
 #: Width when output is not a terminal (CI logs, pipes): wide enough that tables are not cut.
-PIPE_WIDTH = 160
+PIPE_WIDTH = 400
 
 
 def _console(stderr: bool) -> Console:

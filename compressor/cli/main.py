@@ -36,15 +36,16 @@ def _report_error(argv: list[str], code: ExitCode, message: str, hint: str | Non
         command = next((a for a in argv if not a.startswith("-")), "compressor")
         error = {"type": kind, "message": message, "hint": hint}
         click.echo(dumps(envelope(command, None, code, error)), nl=False)
-    console.err.print(f"error: {message}", style="bold red", highlight=False, markup=False)
+    console.err.print(f"error: {message}", style="bold red", highlight=False, markup=False, soft_wrap=True)
     if hint:
-        console.err.print(f"hint: {hint}", style="yellow", highlight=False, markup=False)
+        console.err.print(f"hint: {hint}", style="yellow", highlight=False, markup=False, soft_wrap=True)
 
 
 def main(argv: list[str] | None = None) -> int:
     """Run the CLI and return its exit code; errors print one line (and a hint), tracebacks on --debug."""
     args = list(sys.argv[1:] if argv is None else argv)
     debug = "--debug" in args or os.environ.get("COMPRESSOR_DEBUG") == "1"
+    args = [a for a in args if a != "--debug"]  # accepted anywhere on the line, not only before the command
     from compressor.plugins import add_plugin_commands
 
     add_plugin_commands(cli)

@@ -11,7 +11,7 @@ from compressor.cli import console
 from compressor.cli.options import device_options, json_option, loader_options, model_options, run_options
 from compressor.cli.results import compressed_result, compressed_tables
 from compressor.data import load_dataset
-from compressor.errors import UsageError
+from compressor.errors import RecipeError, UsageError
 from compressor.loaders import load_model
 from compressor.parsing import parse_name_list
 from compressor.pipeline import make_steps
@@ -80,7 +80,10 @@ def quantize(model: str, output: Path, mode: str, data: str | None, as_json: boo
     """Quantize MODEL and write the result to OUTPUT, verified against MODEL."""
     options = loader_options(params)
     run = run_options(params)
-    steps = make_steps([(MODES[mode], mode_config(mode, params))])
+    try:
+        steps = make_steps([(MODES[mode], mode_config(mode, params))])
+    except RecipeError as exc:  # the config comes from this command's options: a bad option value
+        raise UsageError(exc.message, hint="see compressor quantize --help") from None
     if steps[0].pass_cls.requires_dataset and not data:
         raise UsageError(f"--mode {mode} needs calibration data: pass --data FILE.npz")
     source = load_model(model, options)

@@ -14,6 +14,7 @@ from compressor.data import load_dataset
 from compressor.errors import ExitCode, RecipeError, UsageError
 from compressor.gate import BudgetResult, check_budgets
 from compressor.loaders import LoaderOptions, load_model
+from compressor.measure.latency import LatencyPlan
 from compressor.measure.runner import RunOptions
 from compressor.measure.suite import MeasureSettings, measure_models
 from compressor.outputs import check_output_path, publish, staging_dir, write_text_atomic
@@ -24,13 +25,16 @@ from compressor.report.measurement import tradeoff_table
 from compressor.report.table import Table, to_markdown
 from compressor.workflow import compress
 
-MODEL_NAME = "model.onnx"
+
+def model_target(bundle: Path, fmt: str) -> Path:
+    """Where the final model goes in the output folder: model.onnx, or a model/ folder for other formats."""
+    return bundle / ("model.onnx" if fmt == "onnx" else "model")
 
 
 def _loader_options(recipe: Recipe, folder: Path) -> LoaderOptions:
     raw = dict(recipe.model_options)
     if raw.get("weights"):
-        raw["weights"] = resolve_in(folder, raw["weights"], "weights")
+        raw["weights"] = resolve_in(folder, raw["weights"])
     try:
         return LoaderOptions.model_validate(raw)
     except ValidationError as exc:
@@ -74,17 +78,20 @@ def run(recipe_path: Path, output: Path | None, as_json: bool) -> int:
     target = output if output is not None else recipe_output(folder, recipe.output or "")
     options = _loader_options(recipe, folder)
     run_opts = RunOptions(device=recipe.measure.device, threads=recipe.measure.threads)
-    source = load_model(resolve_in(folder, recipe.model, "model"), options)
+    source = load_model(resolve_in(folder, recipe.model), options)
     check_output_path(target, [source.path])
     planned = plan(steps, source.format)
-    data = load_dataset(str(resolve_in(folder, recipe.data, "data")), source) if recipe.data else None
+    data = load_dataset(str(resolve_in(folder, recipe.data)), source) if recipe.data else None
     eval_ref = recipe.eval_data or recipe.data
-    evaluation = load_dataset(str(resolve_in(folder, eval_ref, "eval_data")), source) if eval_ref else None
+    evaluation = load_dataset(str(resolve_in(folder, eval_ref)), source) if eval_ref else None
     with staging_dir(target) as stage:
         bundle = stage / "bundle"
-        done = compress(source, planned, bundle / MODEL_NAME, data, options, run_opts, console.info, console.progress)
+        final_format = planned[-1].pass_cls.output_format if planned else source.format
+        final = model_target(bundle, final_format)
+        done = compress(source, planned, final, data, options, run_opts, console.info, console.progress)
         settings = MeasureSettings(
             batches=tuple(recipe.measure.batches),
+            plan=LatencyPlan(min_runs=recipe.measure.min_runs, min_seconds=recipe.measure.min_time),
             run=run_opts,
             shapes=options.shapes,
             latency=recipe.measure.latency,
@@ -96,7 +103,7 @@ def run(recipe_path: Path, output: Path | None, as_json: bool) -> int:
             **compressed_result(done),
             "measurement": measurement.to_dict(),
             "budgets": [b.to_dict() for b in budgets],
-            "output": str(target.resolve() / MODEL_NAME),
+            "output": str(target.resolve() / final.name),
         }
         tables = [
             *compressed_tables(done),

@@ -28,7 +28,11 @@ def concrete_shape(spec: TensorSpec, batch: int, shapes: dict[str, tuple[int, ..
         else:
             raise UsageError(
                 f"input {spec.describe()} has a symbolic dim at axis {axis}",
-                hint=f"give its size with --shape {spec.name}=" + "x".join(["1"] * len(spec.shape)),
+                hint=f"give its size, e.g. --shape {spec.name}="
+                + "x".join(
+                    str(d) if isinstance(d, int) and d > 0 else ("1" if i == 0 else "128")
+                    for i, d in enumerate(spec.shape)
+                ),
             )
     return tuple(dims)
 
@@ -40,7 +44,7 @@ def _is_symbolic(dim: int | str | None) -> bool:
 def make_inputs(
     specs: list[TensorSpec], batch: int, shapes: dict[str, tuple[int, ...]] | None = None, seed: int = 0
 ) -> dict[str, np.ndarray]:
-    """Deterministic random inputs: floats ~ N(0, 1), integers in [0, 100), masks of ones, bools True."""
+    """Deterministic inputs: floats ~ N(0, 1), token ids in [0, 100), masks ones, segment ids zeros, bools True."""
     rng = np.random.default_rng(seed)
     feeds = {}
     for spec in specs:
@@ -49,13 +53,23 @@ def make_inputs(
         if dtype.kind == "f":
             feeds[spec.name] = rng.standard_normal(shape).astype(dtype)
         elif dtype.kind in "iu":
-            is_mask = "mask" in spec.name.lower()
-            feeds[spec.name] = np.ones(shape, dtype) if is_mask else rng.integers(0, INT_HIGH, shape).astype(dtype)
+            feeds[spec.name] = _integer_input(spec.name.lower(), shape, dtype, rng)
         elif dtype.kind == "b":
             feeds[spec.name] = np.ones(shape, dtype=bool)
         else:
             raise UsageError(f"cannot generate inputs of type {dtype} for {spec.describe()}; pass --data")
     return feeds
+
+
+def _integer_input(name: str, shape: tuple[int, ...], dtype: np.dtype, rng: np.random.Generator) -> np.ndarray:
+    """Masks are ones, segment ids zeros, positions 0..n-1, anything else (token ids) small random ints."""
+    if "mask" in name:
+        return np.ones(shape, dtype)
+    if "type" in name or "segment" in name:
+        return np.zeros(shape, dtype)
+    if "position" in name and shape:
+        return np.broadcast_to(np.arange(shape[-1], dtype=dtype), shape).copy()
+    return rng.integers(0, INT_HIGH, shape).astype(dtype)
 
 
 def dataset_batch(dataset: Dataset, batch: int) -> dict[str, np.ndarray]:
