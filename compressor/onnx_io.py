@@ -16,6 +16,8 @@ from compressor.artifacts import PassRecord, TensorSpec
 from compressor.errors import ModelLoadError
 
 LINEAGE_KEY = "compressor.lineage"
+#: TensorRT optimization-profile bounds (JSON: input -> {"min", "opt", "max"} shapes), set by format tensorrt.
+TRT_PROFILE_KEY = "compressor.trt_profile"
 #: Above this many bytes of weights a model is written with its weights in a ``.data`` file beside it.
 EXTERNAL_DATA_THRESHOLD = 1_800_000_000
 
@@ -89,10 +91,14 @@ def external_data_files(path: Path) -> list[Path]:
 def iter_initializers(model: onnx.ModelProto, folder: Path) -> Iterator[tuple[str, np.ndarray]]:
     """Yield each initializer as an array; external ones are memory-mapped, one at a time."""
     for tensor in model.graph.initializer:
-        if external_data_helper.uses_external_data(tensor):
-            yield tensor.name, _map_external(tensor, folder)
-        else:
-            yield tensor.name, numpy_helper.to_array(tensor)
+        yield tensor.name, tensor_array(tensor, folder)
+
+
+def tensor_array(tensor: onnx.TensorProto, folder: Path) -> np.ndarray:
+    """A tensor's values; external data is memory-mapped from ``folder``, not read into memory."""
+    if external_data_helper.uses_external_data(tensor):
+        return _map_external(tensor, folder)
+    return numpy_helper.to_array(tensor)
 
 
 def _map_external(tensor: onnx.TensorProto, folder: Path) -> np.ndarray:
@@ -152,11 +158,26 @@ def read_lineage(model: onnx.ModelProto) -> list[PassRecord]:
 
 def set_lineage(model: onnx.ModelProto, lineage: list[PassRecord]) -> None:
     """Record which passes made the model in its metadata, replacing an older record."""
-    kept = [p for p in model.metadata_props if p.key != LINEAGE_KEY]
+    value = json.dumps([{"name": r.name, "config": r.config, "notes": list(r.notes)} for r in lineage], default=str)
+    _set_prop(model, LINEAGE_KEY, value)
+
+
+def _set_prop(model: onnx.ModelProto, key: str, value: str) -> None:
+    kept = [p for p in model.metadata_props if p.key != key]
     del model.metadata_props[:]
     model.metadata_props.extend(kept)
-    value = json.dumps([{"name": r.name, "config": r.config, "notes": list(r.notes)} for r in lineage], default=str)
-    model.metadata_props.add(key=LINEAGE_KEY, value=value)
+    model.metadata_props.add(key=key, value=value)
+
+
+def get_metadata(model: onnx.ModelProto, key: str) -> str | None:
+    return next((p.value for p in model.metadata_props if p.key == key), None)
+
+
+def set_metadata(path: Path, key: str, value: str) -> None:
+    """Set one metadata entry of the ONNX file at ``path`` in place (its external data is left as it is)."""
+    model = onnx.load(str(path), load_external_data=False)
+    _set_prop(model, key, value)
+    onnx.save_model(model, str(path))
 
 
 def write_model(model: onnx.ModelProto, path: Path, external: bool | None = None) -> Path:

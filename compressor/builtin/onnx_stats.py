@@ -30,12 +30,13 @@ def onnx_stats(path: Path) -> dict[str, Any]:
     ops = Counter(
         node.op_type if node.domain in ("", "ai.onnx") else f"{node.domain}.{node.op_type}" for node in model.graph.node
     )
+    packing = _packed_weights(model)
     params = 0
     weight_elems = 0
     weight_zeros = 0
     bytes_by_dtype: Counter[str] = Counter()
-    for _name, array in iter_initializers(model, path.parent):
-        params += int(array.size)
+    for name, array in iter_initializers(model, path.parent):
+        params += int(array.size) * packing.get(name, 1)
         bytes_by_dtype[array.dtype.name] += int(array.nbytes)
         if array.ndim >= 2 and array.dtype.kind == "f":
             weight_elems += int(array.size)
@@ -49,3 +50,13 @@ def onnx_stats(path: Path) -> dict[str, Any]:
         "weight_sparsity": weight_zeros / weight_elems if weight_elems else 0.0,
         "quantization": kinds or ["none"],
     }
+
+
+def _packed_weights(model) -> dict[str, int]:  # type: ignore[no-untyped-def]
+    """Initializers holding several weights per element (MatMulNBits packs 8/bits values per byte)."""
+    packed = {}
+    for node in model.graph.node:
+        if node.op_type == "MatMulNBits" and len(node.input) > 1:
+            bits = next((a.i for a in node.attribute if a.name == "bits"), 4)
+            packed[node.input[1]] = 8 // bits
+    return packed

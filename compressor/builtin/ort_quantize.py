@@ -2,14 +2,15 @@
 
 from __future__ import annotations
 
+import json
 from collections import Counter
 from pathlib import Path
 from typing import Any, Literal
 
 import numpy as np
-from pydantic import Field, field_validator
+from pydantic import Field, field_validator, model_validator
 
-from compressor.artifacts import Artifact
+from compressor.artifacts import Artifact, TensorSpec
 from compressor.builtin.ort_tools import (
     OUTPUT_NAME,
     is_large,
@@ -23,6 +24,8 @@ from compressor.errors import PassError
 from compressor.passes import Pass, PassConfig, PassContext, PassResult, require_dataset
 
 QUANTIZED_OPS = ("QuantizeLinear", "DynamicQuantizeLinear", "MatMulNBits", "QLinearConv", "QLinearMatMul")
+#: Ops a quantizer adds, listed in the pass's summary note.
+ADDED_OPS = (*QUANTIZED_OPS, "DequantizeLinear")
 #: Fewer calibration samples than this get a warning note.
 FEW_CALIBRATION_SAMPLES = 32
 
@@ -34,7 +37,7 @@ def _quant_type(name: str) -> Any:
 
 
 def _summarize(before: Counter[str], after: Counter[str]) -> str:
-    changed = {op: n for op, n in after.items() if op in QUANTIZED_OPS or op.endswith("Integer")}
+    changed = {op: n for op, n in after.items() if op in ADDED_OPS or op.endswith("Integer")}
     listed = ", ".join(f"{n} {op}" for op, n in sorted(changed.items()))
     return f"{sum(before.values())} -> {sum(after.values())} nodes; added {listed}"
 
@@ -61,6 +64,7 @@ class DynamicQuantize(Pass):
     Config = DynamicConfig
 
     def run(self, artifact: Artifact, config: DynamicConfig, ctx: PassContext) -> PassResult:  # type: ignore[override]
+        from onnx import TensorProto
         from onnxruntime.quantization import quantize_dynamic
 
         output = ctx.workdir / OUTPUT_NAME
@@ -74,7 +78,9 @@ class DynamicQuantize(Pass):
                 weight_type=_quant_type(config.weight_type),
                 nodes_to_exclude=config.nodes_to_exclude,
                 use_external_data_format=is_large(artifact),
-                extra_options={"MatMulConstBOnly": True},
+                # Ops from other domains (a transformer optimizer's Attention) defeat ONNX shape inference;
+                # their float outputs then need a default type.
+                extra_options={"MatMulConstBOnly": True, "DefaultTensorType": TensorProto.FLOAT},
             )
         after = op_counts(output)
         _ensure_quantized(self.name, after, "no MatMul, Gemm, Conv or Attention node with constant weights")
@@ -96,8 +102,10 @@ class StaticConfig(PassConfig):
     activation_type: Literal["qint8", "quint8"] | None = None
     weight_type: Literal["qint8", "quint8"] = "qint8"
     reduce_range: bool = False
-    format: Literal["qdq", "qoperator"] = "qdq"
-    #: Op types to quantize; None for ONNX Runtime's default set.
+    #: qdq / qoperator: ONNX Runtime's formats. tensorrt: QDQ as TensorRT wants it: signed, symmetric INT8,
+    #: per-channel weights, Q/DQ only on the inputs of compute ops, optimization-profile bounds recorded.
+    format: Literal["qdq", "qoperator", "tensorrt"] = "qdq"
+    #: Op types to quantize; None for ONNX Runtime's default set (tensorrt: Conv, ConvTranspose, Gemm, MatMul).
     op_types: list[str] | None = None
     nodes_to_exclude: list[str] = Field(default_factory=list)
     calibration_method: Literal["minmax", "entropy", "percentile"] = "minmax"
@@ -105,6 +113,17 @@ class StaticConfig(PassConfig):
     calibration_batch: int = Field(16, ge=1)
     #: Run ORT's pre-processing (shape inference, Conv+BN fusion) first.
     preprocess: bool = True
+    #: tensorrt format: the largest batch the recorded optimization profile allows.
+    max_batch: int = Field(64, ge=1)
+
+    @model_validator(mode="after")
+    def _tensorrt_is_symmetric_per_channel(self) -> StaticConfig:
+        if self.format == "tensorrt":
+            if not self.per_channel or self.reduce_range:
+                raise ValueError("format tensorrt needs per_channel weights and no reduce_range")
+            if "quint8" in (self.activation_type, self.weight_type):
+                raise ValueError("format tensorrt needs signed INT8 (qint8) activations and weights")
+        return self
 
 
 class _Calibration:
@@ -126,11 +145,10 @@ class StaticQuantize(Pass):
     requires_dataset = True
 
     def run(self, artifact: Artifact, config: StaticConfig, ctx: PassContext) -> PassResult:  # type: ignore[override]
-        from onnxruntime.quantization import CalibrationMethod, QuantFormat, quantize_static
+        from onnxruntime.quantization import CalibrationMethod, quantize_static
 
         dataset = require_dataset(self.name, ctx, "static quantization calibrates activation ranges on it")
         samples = dataset.take(config.calibration_samples)
-        activation = config.activation_type or ("qint8" if config.symmetric else "quint8")
         output = ctx.workdir / OUTPUT_NAME
         notes = []
         with scratch_folder(ctx.workdir) as scratch, quiet_logging():
@@ -142,20 +160,20 @@ class StaticQuantize(Pass):
                 source,
                 output,
                 _Calibration(samples, config.calibration_batch),
-                quant_format=QuantFormat.QDQ if config.format == "qdq" else QuantFormat.QOperator,
-                op_types_to_quantize=config.op_types,
-                per_channel=config.per_channel,
-                reduce_range=config.reduce_range,
-                activation_type=_quant_type(activation),
-                weight_type=_quant_type(config.weight_type),
                 nodes_to_exclude=config.nodes_to_exclude,
                 use_external_data_format=is_large(artifact),
                 calibrate_method=getattr(
                     CalibrationMethod,
                     {"minmax": "MinMax"}.get(config.calibration_method, config.calibration_method.capitalize()),
                 ),
-                extra_options={"ActivationSymmetric": config.symmetric, "WeightSymmetric": True},
+                **_format_settings(config),
             )
+        if config.format == "tensorrt":
+            from compressor.onnx_io import TRT_PROFILE_KEY, set_metadata
+
+            profile = tensorrt_profile(artifact.inputs, samples, config.calibration_batch, config.max_batch)
+            set_metadata(output, TRT_PROFILE_KEY, json.dumps(profile))
+            notes.append(f"TensorRT optimization profile recorded for {sorted(profile) or 'no dynamic inputs'}")
         after = op_counts(output)
         _ensure_quantized(self.name, after, "no op of the quantizable types has constant weights")
         notes.append(_summarize(op_counts(artifact.path), after))
@@ -167,6 +185,60 @@ class StaticQuantize(Pass):
     @classmethod
     def search_space(cls, artifact: Artifact) -> list[dict[str, Any]]:
         return [{"per_channel": True}, {"per_channel": True, "calibration_method": "percentile"}]
+
+
+#: Compute ops TensorRT runs in INT8 when both inputs carry Q/DQ.
+TENSORRT_OPS = ["Conv", "ConvTranspose", "Gemm", "MatMul"]
+
+
+def _format_settings(config: StaticConfig) -> dict[str, Any]:
+    """quantize_static arguments for the chosen format."""
+    from onnxruntime.quantization import QuantFormat
+
+    if config.format == "tensorrt":
+        ops = config.op_types or TENSORRT_OPS
+        return {
+            "quant_format": QuantFormat.QDQ,
+            "op_types_to_quantize": ops,
+            "per_channel": True,
+            "reduce_range": False,
+            "activation_type": _quant_type("qint8"),
+            "weight_type": _quant_type("qint8"),
+            "extra_options": {
+                "ActivationSymmetric": True,
+                "WeightSymmetric": True,
+                "OpTypesToExcludeOutputQuantization": ops,
+                "QuantizeBias": False,  # TensorRT takes float biases; it has no INT32 DequantizeLinear
+            },
+        }
+    activation = config.activation_type or ("qint8" if config.symmetric else "quint8")
+    return {
+        "quant_format": QuantFormat.QDQ if config.format == "qdq" else QuantFormat.QOperator,
+        "op_types_to_quantize": config.op_types,
+        "per_channel": config.per_channel,
+        "reduce_range": config.reduce_range,
+        "activation_type": _quant_type(activation),
+        "weight_type": _quant_type(config.weight_type),
+        "extra_options": {"ActivationSymmetric": config.symmetric, "WeightSymmetric": True},
+    }
+
+
+def tensorrt_profile(
+    specs: list[TensorSpec], dataset: Dataset, opt_batch: int, max_batch: int
+) -> dict[str, dict[str, list[int]]]:
+    """min/opt/max shapes for each input with a symbolic dim: the batch from 1 to ``max_batch``, other
+    dims as in the calibration data."""
+    profile = {}
+    for spec in specs:
+        if spec.is_static or spec.name not in dataset.inputs:
+            continue
+        sample_dims = list(dataset.inputs[spec.name].shape[1:])
+        profile[spec.name] = {
+            "min": [1, *sample_dims],
+            "opt": [min(opt_batch, max_batch), *sample_dims],
+            "max": [max_batch, *sample_dims],
+        }
+    return profile
 
 
 def _preprocess(source: Path, scratch: Path, large: bool) -> tuple[Path, str]:

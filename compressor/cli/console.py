@@ -34,12 +34,20 @@ def print_tables(tables: list[Table]) -> None:
     for table in tables:
         rich_table = RichTable(title=escape(table.title), title_justify="left", header_style="bold")
         for index, column in enumerate(table.columns):
-            rich_table.add_column(escape(column), justify="left" if index == 0 else "right", no_wrap=index == 0)
+            cells = [row[index] for row in table.rows if index < len(row)]
+            justify = "right" if index and all(_is_number(c) for c in cells) else "left"
+            rich_table.add_column(escape(column), justify=justify, no_wrap=index == 0)
         for row, style in zip(table.rows, table.styles or [""] * len(table.rows), strict=False):
             rich_table.add_row(*(escape(c) for c in row), style=_STYLES.get(style, style))
         out.print(rich_table)
         for note in table.notes:
             out.print(f"  {note}", style="dim", highlight=False, markup=False)
+
+
+def _is_number(cell: str) -> bool:
+    """Numbers, ratios and sizes ("0.27x", "163.7 KB", "+0.5 pt", "-") are right-aligned; text is not."""
+    text = cell.strip().lstrip("+-±")
+    return not text or text[0].isdigit()
 
 
 def print_json(command: str, result: Any, exit_code: int = 0) -> None:

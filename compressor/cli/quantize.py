@@ -69,9 +69,9 @@ def mode_config(mode: str, given: dict[str, Any]) -> dict[str, Any]:
 @click.option(
     "--format",
     "fmt",
-    type=click.Choice(["qdq", "qoperator"]),
+    type=click.Choice(["qdq", "qoperator", "tensorrt"]),
     default=None,
-    help="Static quantization format (default qdq).",
+    help="Static quantization format (default qdq; tensorrt: symmetric S8S8 QDQ placed for TensorRT).",
 )
 @model_options
 @device_options

@@ -16,7 +16,7 @@ from compressor.measure.inputs import dataset_batch, make_inputs
 from compressor.measure.latency import LatencyPlan, LatencyStats, measure_latency
 from compressor.measure.memory import PeakMemory
 from compressor.measure.quality import Accuracy, Fidelity, fidelity, looks_like_classifier
-from compressor.measure.runner import RunOptions, Session, run_batches, runner_for
+from compressor.measure.runner import Runner, RunOptions, Session, run_batches, runner_for
 
 EVAL_BATCH = 64
 #: Without a dataset, fidelity is measured on this many generated samples.
@@ -43,7 +43,8 @@ class ModelReport:
     backend: str
     size_bytes: int
     stats: dict[str, Any]
-    peak_memory_bytes: int
+    #: RSS growth while the model was opened and run once; None when it was not run (:func:`static_report`).
+    peak_memory_bytes: int | None
     latency: dict[int, LatencyStats] = field(default_factory=dict)
     accuracy: float | None = None
     fidelity: Fidelity | None = None
@@ -115,6 +116,7 @@ def measure_models(
     labels = labels or [a.path.name for a in artifacts]
     runners = [runner_for(a, settings.run.device) for a in artifacts]
     reports = []
+    _warm_runtimes(artifacts, runners, settings, dataset)
     with contextlib.ExitStack() as stack:
         sessions = []
         for artifact, runner, label in zip(artifacts, runners, labels, strict=True):
@@ -153,6 +155,33 @@ def measure_models(
         },
         environment=environment(settings.run.resolved_threads, settings.run.device, libraries),
         dataset=dataset.source if dataset else None,
+    )
+
+
+def _warm_runtimes(
+    artifacts: list[Artifact], runners: list[Runner], settings: MeasureSettings, dataset: Dataset | None
+) -> None:
+    """Open and run one model per runner once, unmeasured, so one-time runtime set-up (libraries, thread
+    pools) is not counted as the first model's memory."""
+    warmed: set[str] = set()
+    for artifact, runner in zip(artifacts, runners, strict=True):
+        if runner.name not in warmed:
+            warmed.add(runner.name)
+            session, _ = _open(artifact, settings, dataset)
+            session.close()
+
+
+def static_report(artifact: Artifact, label: str | None = None, device: str = "cpu", stats: bool = True) -> ModelReport:
+    """What is known without running the model: size on disk and, with ``stats``, the runner's static facts
+    (parameters, ops). No session is opened, so no runtime library (onnxruntime, torch) is imported for it."""
+    return ModelReport(
+        label=label or artifact.path.name,
+        path=str(artifact.path),
+        format=artifact.format,
+        backend="not run",
+        size_bytes=total_size(artifact.path),
+        stats=runner_for(artifact, device).stats(artifact) if stats else {},
+        peak_memory_bytes=None,
     )
 
 

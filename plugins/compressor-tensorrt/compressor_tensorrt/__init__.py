@@ -1,0 +1,1 @@
+"""compressor-tensorrt: TensorRT readiness rules checked on the ONNX graph, and engine builds."""
