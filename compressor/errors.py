@@ -78,6 +78,18 @@ class OutputPathError(InputError):
     """An output path is unusable: it is the input, not writable, or escapes its folder."""
 
 
+class ConfigError(InputError):
+    """A ``[tool.compressor.*]`` section of pyproject.toml is malformed; the message names the key."""
+
+
+class BaselineError(InputError):
+    """A baseline file is missing, not valid JSON, not a compressor baseline, or has no entry for the model."""
+
+
+class HistoryError(InputError):
+    """A history store is not an SQLite database, not a compressor store, or has no history for the model."""
+
+
 class PassError(CompressorError):
     """A pass failed; the message names the pass and the step."""
 

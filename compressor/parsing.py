@@ -39,6 +39,22 @@ def parse_size(text: str | int | float) -> int:
     return int(float(match.group(1)) * _SIZE_UNITS[unit])
 
 
+_COUNT_RE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([kKmMbBgG]?)\s*$")
+_COUNT_UNITS = {"": 1, "k": 1000, "m": 1000**2, "b": 1000**3, "g": 1000**3}
+
+
+def parse_count(text: str | int | float, name: str = "count") -> int:
+    """'5000000' -> 5000000, '5M' -> 5000000, '1.5B' -> 1500000000, '250k' -> 250000. Not negative."""
+    if isinstance(text, (int, float)) and not isinstance(text, bool):
+        if text < 0 or text != int(text):
+            raise UsageError(f"{name} must be a whole number that is not negative, got {text}")
+        return int(text)
+    match = _COUNT_RE.match(str(text))
+    if not match:
+        raise UsageError(f"cannot read {name} '{text}': use a whole number, optionally with k, M or B (e.g. 5M)")
+    return round(float(match.group(1)) * _COUNT_UNITS[match.group(2).lower()])
+
+
 def parse_duration(text: str | int | float) -> float:
     """'20m' -> 1200.0, '90s' -> 90.0, '1.5h' -> 5400.0, 30 -> 30.0 (seconds)."""
     if isinstance(text, (int, float)) and not isinstance(text, bool):

@@ -22,9 +22,10 @@ ENTRY_POINT_GROUP = "compressor.plugins"
 BUILTIN_MODULES = (
     "compressor.builtin.onnx_plugin",
     "compressor.builtin.data_plugin",
+    "compressor.builtin.search_plugin",
 )
 #: Kinds of objects plugins register, in the order ``compressor plugins`` lists them.
-KINDS = ("loaders", "passes", "runners", "datasets", "metrics")
+KINDS = ("loaders", "passes", "runners", "datasets", "metrics", "executors")
 
 
 @dataclass
@@ -49,32 +50,53 @@ class PluginInfo:
 
 @dataclass
 class Registry:
-    """Everything plugins registered, by kind and name, plus where each came from."""
+    """Everything plugins registered, by kind and name, plus where each came from.
+
+    Each kind is collected the first time it is asked for, so a command that only loads a model calls only
+    the plugins' ``register_loaders`` hooks (``compressor check`` on an ONNX file stays fast).
+    """
 
     plugins: list[PluginInfo] = field(default_factory=list)
     items: dict[str, dict[str, Any]] = field(default_factory=lambda: {k: {} for k in KINDS})
     owners: dict[tuple[str, str], str] = field(default_factory=dict)
     manager: pluggy.PluginManager | None = None
+    collected: set[str] = field(default_factory=set)
+
+    def kind(self, kind: str) -> dict[str, Any]:
+        """The objects of one kind, collecting them from the plugins on first use."""
+        if kind not in self.collected:
+            self.collected.add(kind)
+            _collect_kind(self, kind)
+        return self.items[kind]
+
+    def collect_all(self) -> Registry:
+        for kind in KINDS:
+            self.kind(kind)
+        return self
 
     @property
     def loaders(self) -> dict[str, Any]:
-        return self.items["loaders"]
+        return self.kind("loaders")
 
     @property
     def passes(self) -> dict[str, Any]:
-        return self.items["passes"]
+        return self.kind("passes")
 
     @property
     def runners(self) -> dict[str, Any]:
-        return self.items["runners"]
+        return self.kind("runners")
 
     @property
     def datasets(self) -> dict[str, Any]:
-        return self.items["datasets"]
+        return self.kind("datasets")
 
     @property
     def metrics(self) -> dict[str, Any]:
-        return self.items["metrics"]
+        return self.kind("metrics")
+
+    @property
+    def executors(self) -> dict[str, Any]:
+        return self.kind("executors")
 
     def add(self, kind: str, obj: Any, plugin: PluginInfo) -> None:
         name = getattr(obj, "name", None)
@@ -131,30 +153,27 @@ def _load_plugins(manager: pluggy.PluginManager) -> list[PluginInfo]:
     return infos
 
 
-def _collect(manager: pluggy.PluginManager, infos: list[PluginInfo], registry: Registry) -> None:
-    by_name = {info.name: info for info in infos}
-    for kind in KINDS:
-        hook = getattr(manager.hook, f"register_{kind}")
-        for impl in hook.get_hookimpls():
-            info = by_name[impl.plugin_name]
-            if info.error:
-                continue
-            register: Callable[[Any], None] = functools.partial(registry.add, kind, plugin=info)
-            try:
-                impl.function(register=register)
-            except Exception as exc:  # recorded and shown by `compressor plugins`
-                info.error = f"register_{kind} failed: {type(exc).__name__}: {exc}"
-                registry.discard(info)
+def _collect_kind(registry: Registry, kind: str) -> None:
+    """Call every healthy plugin's ``register_<kind>`` hook; one that raises is dropped as a whole."""
+    assert registry.manager is not None
+    by_name = {info.name: info for info in registry.plugins}
+    for impl in getattr(registry.manager.hook, f"register_{kind}").get_hookimpls():
+        info = by_name[impl.plugin_name]
+        if info.error:
+            continue
+        register: Callable[[Any], None] = functools.partial(registry.add, kind, plugin=info)
+        try:
+            impl.function(register=register)
+        except Exception as exc:  # recorded and shown by `compressor plugins`
+            info.error = f"register_{kind} failed: {type(exc).__name__}: {exc}"
+            registry.discard(info)
 
 
 @functools.cache
 def get_registry() -> Registry:
-    """Load every plugin once per process and return what they registered."""
+    """Load every plugin once per process; what they register is collected per kind on first use."""
     manager = _new_manager()
-    infos = _load_plugins(manager)
-    registry = Registry(plugins=infos, manager=manager)
-    _collect(manager, infos, registry)
-    return registry
+    return Registry(plugins=_load_plugins(manager), manager=manager)
 
 
 def add_plugin_commands(cli: Any) -> None:

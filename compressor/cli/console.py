@@ -9,7 +9,6 @@ from typing import Any
 import click
 from rich.console import Console
 from rich.markup import escape
-from rich.progress import BarColumn, Progress, TaskProgressColumn, TextColumn, TimeElapsedColumn
 from rich.table import Table as RichTable
 
 from compressor.report.envelope import dumps, envelope
@@ -65,6 +64,8 @@ def warn(message: str) -> None:
 @contextlib.contextmanager
 def progress(description: str, total: float | None) -> Iterator[Callable[[float], None]]:
     """A rich progress bar on stderr; yields ``advance(amount)``."""
+    from rich.progress import BarColumn, Progress, TaskProgressColumn, TextColumn, TimeElapsedColumn  # not at start-up
+
     columns = [TextColumn("{task.description}"), BarColumn(), TaskProgressColumn(), TimeElapsedColumn()]
     with Progress(*columns, console=err, transient=True) as bar:
         task = bar.add_task(description, total=total)

@@ -9,29 +9,47 @@ import traceback
 import click
 
 from compressor import __version__
-from compressor.cli import console
-from compressor.cli.bench import bench
-from compressor.cli.compare import compare
-from compressor.cli.inspect_cmd import inspect
-from compressor.cli.plugins_cmd import plugins
-from compressor.cli.quantize import quantize
-from compressor.cli.run_cmd import run
+from compressor.cli.lazy import LazyGroup
 from compressor.errors import CompressorError, ExitCode
 from compressor.report.envelope import dumps, envelope
 
+#: Built-in commands, imported only when run (or listed by --help): `compressor check` loads no other command.
+COMMANDS = {
+    "inspect": "compressor.cli.inspect_cmd:inspect",
+    "bench": "compressor.cli.bench:bench",
+    "compare": "compressor.cli.compare:compare",
+    "quantize": "compressor.cli.quantize:quantize",
+    "run": "compressor.cli.run_cmd:run",
+    "check": "compressor.cli.check:check",
+    "history": "compressor.cli.history_cmd:history",
+    "optimize": "compressor.cli.optimize_cmd:optimize",
+    "cache": "compressor.cli.cache_cmd:cache",
+    "plugins": "compressor.cli.plugins_cmd:plugins",
+}
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
+
+def _plugin_commands(group: click.Group) -> None:
+    """Let plugins add their commands; runs only when a non-built-in command is used or commands are listed."""
+    from compressor.plugins import add_plugin_commands
+
+    add_plugin_commands(group)
+
+
+@click.group(
+    cls=LazyGroup,
+    lazy_commands=COMMANDS,
+    on_demand=_plugin_commands,
+    context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100},
+)
 @click.version_option(__version__, prog_name="compressor")
 @click.option("--debug", is_flag=True, help="Show tracebacks for errors.")
 def cli(debug: bool) -> None:
     """Make trained models smaller and faster, and prove what it cost."""
 
 
-for command in (inspect, bench, compare, quantize, run, plugins):
-    cli.add_command(command)
-
-
 def _report_error(argv: list[str], code: ExitCode, message: str, hint: str | None, kind: str) -> None:
+    from compressor.cli import console
+
     if "--json" in argv:
         command = next((a for a in argv if not a.startswith("-")), "compressor")
         error = {"type": kind, "message": message, "hint": hint}
@@ -46,9 +64,6 @@ def main(argv: list[str] | None = None) -> int:
     args = list(sys.argv[1:] if argv is None else argv)
     debug = "--debug" in args or os.environ.get("COMPRESSOR_DEBUG") == "1"
     args = [a for a in args if a != "--debug"]  # accepted anywhere on the line, not only before the command
-    from compressor.plugins import add_plugin_commands
-
-    add_plugin_commands(cli)
     try:
         result = cli.main(args=args, prog_name="compressor", standalone_mode=False)
         code = ExitCode(result) if isinstance(result, int) else ExitCode.OK

@@ -6,7 +6,7 @@ import click
 
 from compressor.cli import console
 from compressor.cli.options import json_option
-from compressor.plugins import KINDS, get_registry
+from compressor.plugins import KINDS, add_plugin_commands, get_registry
 from compressor.report.table import Table
 
 
@@ -15,7 +15,10 @@ from compressor.report.table import Table
 @json_option
 def plugins(show_passes: bool, as_json: bool) -> int:
     """List installed plugins, their versions and what each registered."""
-    registry = get_registry()
+    root = click.get_current_context().find_root().command
+    if isinstance(root, click.Group):
+        add_plugin_commands(root)  # commands load on demand; list what each plugin adds
+    registry = get_registry().collect_all()
     if as_json:
         passes = {
             name: {

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 from compressor.artifacts import total_size
@@ -11,20 +12,21 @@ from compressor.report.table import Table
 from compressor.workflow import Compressed
 
 
-def compressed_result(done: Compressed) -> dict[str, Any]:
+def compressed_result(done: Compressed, published: Path | None = None) -> dict[str, Any]:
+    """``published``: where the output will be once its folder is published (run writes a whole folder)."""
     before, after = total_size(done.pipeline.input.path), total_size(done.output.path)
     return {
         "input": str(done.pipeline.input.path),
-        "output": str(done.output.path),
+        "output": str(published or done.output.path),
         "size_bytes": {"input": before, "output": after, "ratio": after / before if before else None},
         "steps": [s.to_dict() for s in done.pipeline.steps],
     }
 
 
-def compressed_tables(done: Compressed) -> list[Table]:
+def compressed_tables(done: Compressed, published: Path | None = None) -> list[Table]:
     before, after = total_size(done.pipeline.input.path), total_size(done.output.path)
     steps = Table(
-        f"Wrote {done.output.path} ({format_size(after)}, {ratio(after, before)} of the input)",
+        f"Wrote {published or done.output.path} ({format_size(after)}, {ratio(after, before)} of the input)",
         ["step", "seconds", "size", "cosine to input (mean/min)", "top-1 agree", "max |diff|"],
     )
     for report in done.pipeline.steps:

@@ -12,7 +12,7 @@ from compressor.cli.options import json_option
 from compressor.cli.results import compressed_result, compressed_tables
 from compressor.data import load_dataset
 from compressor.errors import ExitCode, RecipeError, UsageError
-from compressor.gate import BudgetResult, check_budgets
+from compressor.gate import check_budgets
 from compressor.loaders import LoaderOptions, load_model
 from compressor.measure.latency import LatencyPlan
 from compressor.measure.runner import RunOptions
@@ -21,8 +21,9 @@ from compressor.outputs import check_output_path, publish, staging_dir, write_te
 from compressor.pipeline import plan
 from compressor.recipe import Recipe, dump_recipe, load_recipe, recipe_output, resolve_in
 from compressor.report.envelope import dumps, envelope
+from compressor.report.gate import budget_table
 from compressor.report.measurement import tradeoff_table
-from compressor.report.table import Table, to_markdown
+from compressor.report.table import to_markdown
 from compressor.workflow import compress
 
 
@@ -40,23 +41,6 @@ def _loader_options(recipe: Recipe, folder: Path) -> LoaderOptions:
     except ValidationError as exc:
         first = exc.errors()[0]
         raise RecipeError(f"recipe model_options.{'.'.join(map(str, first['loc']))}: {first['msg']}") from None
-
-
-def budget_table(results: list[BudgetResult]) -> Table:
-    table = Table("Budgets", ["budget", "measured", "limit", "margin", "result"])
-    for result in results:
-        margin = "-" if result.margin is None else f"{result.margin:+.1%}"
-        table.add(
-            [
-                result.name,
-                result.display_measured,
-                result.display_limit,
-                margin,
-                "PASS" if result.passed else "FAIL",
-            ],
-            style="good" if result.passed else "bad",
-        )
-    return table
 
 
 @click.command()
@@ -99,14 +83,14 @@ def run(recipe_path: Path, output: Path | None, as_json: bool) -> int:
         measurement = measure_models([source, done.output], settings, evaluation, labels=["input", "output"])
         budgets = check_budgets(recipe.budgets, measurement.models[1])
         code = ExitCode.OK if all(b.passed for b in budgets) else ExitCode.CONSTRAINT_NOT_MET
+        published = target.resolve() / final.name
         result = {
-            **compressed_result(done),
+            **compressed_result(done, published),
             "measurement": measurement.to_dict(),
             "budgets": [b.to_dict() for b in budgets],
-            "output": str(target.resolve() / final.name),
         }
         tables = [
-            *compressed_tables(done),
+            *compressed_tables(done, published),
             tradeoff_table(measurement),
             *([budget_table(budgets)] if budgets else []),
         ]

@@ -7,8 +7,6 @@ import platform
 from functools import cache
 from typing import Any
 
-import psutil
-
 CORE_LIBRARIES = ("compressor", "numpy", "onnx", "onnxruntime")
 
 
@@ -33,6 +31,8 @@ def cpu_name() -> str:
 
 def environment(threads: int, device: str = "cpu", libraries: tuple[str, ...] = ()) -> dict[str, Any]:
     """The environment record every result carries."""
+    import psutil  # imported when measuring, not at start-up
+
     versions = {name: _version(name) for name in (*CORE_LIBRARIES, *libraries)}
     return {
         "cpu": cpu_name(),

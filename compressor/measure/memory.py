@@ -5,8 +5,6 @@ from __future__ import annotations
 import threading
 from types import TracebackType
 
-import psutil
-
 
 class PeakMemory:
     """Context manager sampling RSS every ``interval`` seconds; ``peak`` and ``delta`` in bytes."""
@@ -17,6 +15,8 @@ class PeakMemory:
         self.peak = 0
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
+        import psutil  # imported when measuring, not at start-up (the gate's size check needs none)
+
         self._process = psutil.Process()
 
     @property

@@ -64,7 +64,7 @@ def footprint_table(measurement: Measurement) -> Table:
                 format_size(report.size_bytes),
                 ratio(report.size_bytes, base.size_bytes),
                 _params(report),
-                format_size(report.peak_memory_bytes),
+                "-" if report.peak_memory_bytes is None else format_size(report.peak_memory_bytes),
                 report.backend,
             ]
         )
@@ -101,7 +101,9 @@ def tradeoff_table(measurement: Measurement) -> Table:
         row += _fidelity_cells(report, index)
         table.add(row, style=_style(report, base))
     source = f"on {measurement.dataset}" if measurement.dataset else "on generated inputs"
-    table.notes.append(f"Quality measured {source}; fidelity compares each model's first output with the base's.")
+    table.notes.append(
+        f"Quality measured {source}; fidelity compares each model's first floating-point output with the base's."
+    )
     table.notes.append(environment_note(measurement))
     return table
 
