@@ -41,6 +41,7 @@ def onnx_stats(path: Path) -> dict[str, Any]:
         if array.ndim >= 2 and array.dtype.kind == "f":
             weight_elems += int(array.size)
             weight_zeros += int(np.count_nonzero(array == 0))
+    params += _tree_nodes(model)
     kinds = sorted({QUANT_OPS[op.rsplit(".", 1)[-1]] for op in ops if op.rsplit(".", 1)[-1] in QUANT_OPS})
     return {
         "params": params,
@@ -60,3 +61,17 @@ def _packed_weights(model) -> dict[str, int]:  # type: ignore[no-untyped-def]
             bits = next((a.i for a in node.attribute if a.name == "bits"), 4)
             packed[node.input[1]] = 8 // bits
     return packed
+
+
+def _tree_nodes(model) -> int:  # type: ignore[no-untyped-def]
+    """Tree ensembles (ai.onnx.ml) hold their trees in attributes, not initializers: one parameter per tree
+    node (split or leaf), as the native libraries count them."""
+    total = 0
+    for node in model.graph.node:
+        if node.domain == "ai.onnx.ml" and node.op_type.startswith("TreeEnsemble"):
+            for attr in node.attribute:
+                if attr.name == "nodes_nodeids":  # TreeEnsembleClassifier/Regressor (ai.onnx.ml <= 4)
+                    total += len(attr.ints)
+                elif attr.name in ("nodes_splits", "leaf_weights"):  # TreeEnsemble (ai.onnx.ml 5)
+                    total += int(np.prod(attr.t.dims))
+    return total

@@ -48,12 +48,24 @@ def looks_like_classifier(output_name: str, has_labels: bool) -> bool:
     return has_labels or any(word in output_name.lower() for word in CLASSIFIER_OUTPUT_WORDS)
 
 
+def primary_output(outputs: list[np.ndarray]) -> int:
+    """The output fidelity compares: the first floating-point one (a classifier's probabilities rather than
+    the integer labels converters put first), else the first."""
+    for index, output in enumerate(outputs):
+        if np.asarray(output).dtype.kind == "f":
+            return index
+    return 0
+
+
 def fidelity(reference: list[np.ndarray], candidate: list[np.ndarray], classifier: bool = True) -> Fidelity:
-    """Compare the first outputs sample by sample: cosine, absolute differences and, for classifier
-    outputs, arg-max agreement."""
+    """Compare the primary outputs (see :func:`primary_output`) sample by sample: cosine, absolute
+    differences and, for classifier outputs, arg-max agreement."""
     if not reference or not candidate:
         raise ValueError("no outputs to compare")
-    ref, cand = np.asarray(reference[0]), np.asarray(candidate[0])
+    index = primary_output(reference)
+    if index >= len(candidate):
+        raise ValueError(f"the reference's output {index} has no counterpart: the candidate has {len(candidate)}")
+    ref, cand = np.asarray(reference[index]), np.asarray(candidate[index])
     if ref.shape != cand.shape:
         raise ValueError(f"output shapes differ: reference {list(ref.shape)}, candidate {list(cand.shape)}")
     if ref.ndim == 0:
