@@ -49,5 +49,10 @@ def register_metrics(register: Callable[[Any], None]) -> None:
 
 
 @hookspec
+def register_executors(register: Callable[[Any], None]) -> None:
+    """Register :class:`compressor.search.executors.Executor` subclasses: they build optimizer candidates."""
+
+
+@hookspec
 def register_commands(cli: Any) -> None:
     """Add click commands to the ``compressor`` group (``cli.add_command(...)``)."""

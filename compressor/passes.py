@@ -65,13 +65,17 @@ class Pass:
     summary: ClassVar[str] = ""
     #: Formats this pass accepts.
     input_formats: ClassVar[tuple[str, ...]] = ()
-    #: Format it produces.
+    #: Format it produces; "" for a pass that keeps its input's format (e.g. pruning native models of several formats).
     output_format: ClassVar[str] = ""
     Config: ClassVar[type[PassConfig]] = PassConfig
     #: A conversion (e.g. torch -> onnx) the pipeline may insert by itself when formats differ.
     conversion: ClassVar[bool] = False
     #: Needs ``ctx.dataset`` (calibration or training data).
     requires_dataset: ClassVar[bool] = False
+    #: Distributions whose versions change this pass's output (they join its cache key).
+    libraries: ClassVar[tuple[str, ...]] = ()
+    #: Where the pass sits in an automatic search (see compressor.search.space.STAGES); None: not searched.
+    stage: ClassVar[str | None] = None
 
     def run(self, artifact: Artifact, config: PassConfig, ctx: PassContext) -> PassResult:
         raise NotImplementedError

@@ -10,20 +10,21 @@ from __future__ import annotations
 import time
 from collections import deque
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from compressor.artifacts import Artifact, total_size
+from compressor.cache import ResultCache, dataset_hash, library_versions, make_key
 from compressor.data import Dataset
 from compressor.errors import CompressorError, PassError, RecipeError
 from compressor.loaders import LoaderOptions
 from compressor.measure.inputs import make_inputs
 from compressor.measure.quality import Fidelity, fidelity, looks_like_classifier
 from compressor.measure.runner import RunOptions, open_session, run_batches
-from compressor.passes import Pass, PassConfig, PassContext, ProgressFactory, get_pass, no_progress
+from compressor.passes import Pass, PassConfig, PassContext, PassResult, ProgressFactory, get_pass, no_progress
 from compressor.plugins import get_registry
 
 #: Samples of the dataset used to verify each pass output.
@@ -85,8 +86,9 @@ def plan(steps: list[Step], fmt: str) -> list[Step]:
                     hint="install the plugin that converts this format (see `compressor plugins`)",
                 )
             planned.extend(Step(conv, conv.parse_config({}), inserted=True) for conv in path)
+            fmt = path[-1].output_format if path else fmt
         planned.append(step)
-        fmt = step.pass_cls.output_format
+        fmt = step.pass_cls.output_format or fmt  # "": the pass keeps its input's format
     return planned
 
 
@@ -103,6 +105,8 @@ class StepReport:
     notes: list[str] = field(default_factory=list)
     metrics: dict[str, Any] = field(default_factory=dict)
     fidelity: Fidelity | None = None
+    #: Taken from the result cache instead of being run (``seconds`` is then the original run's).
+    cached: bool = False
 
     def to_dict(self) -> dict[str, Any]:
         data = dict(self.__dict__)
@@ -110,12 +114,27 @@ class StepReport:
         data["seconds"] = round(self.seconds, 3)
         return data
 
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> StepReport:
+        fields = dict(data)
+        fields["fidelity"] = Fidelity(**data["fidelity"]) if data.get("fidelity") else None
+        return cls(**fields)
+
 
 @dataclass
 class PipelineResult:
     input: Artifact
     output: Artifact
     steps: list[StepReport]
+    #: Each step's output artifact, in order (the last is ``output``).
+    outputs: list[Artifact] = field(default_factory=list)
+    #: Each step's result-cache key, in order (empty without a cache).
+    keys: list[str] = field(default_factory=list)
+
+    @property
+    def last_input(self) -> Artifact:
+        """What the last step received: the previous step's output, or the input."""
+        return self.outputs[-2] if len(self.outputs) > 1 else self.input
 
 
 def reference_batches(
@@ -129,10 +148,13 @@ def reference_batches(
 
 
 def _rename_for(artifact: Artifact, batches: list[dict[str, np.ndarray]]) -> list[dict[str, np.ndarray]]:
-    """Feeds keyed by ``artifact``'s input names (a conversion may rename a single input)."""
+    """Feeds keyed by ``artifact``'s input names (a conversion may rename a single input, or drop inputs its
+    output does not use, as exporters do)."""
     names = [s.name for s in artifact.inputs]
     if len(names) == 1 and batches and names[0] not in batches[0] and len(batches[0]) == 1:
         return [{names[0]: next(iter(b.values()))} for b in batches]
+    if names and batches and set(names) <= set(batches[0]) and set(batches[0]) - set(names):
+        return [{n: b[n] for n in names} for b in batches]
     return batches
 
 
@@ -165,6 +187,25 @@ def verify(
         raise PassError(name, f"its output does not match the input model's outputs: {exc}") from exc
 
 
+@dataclass
+class StepCache:
+    """Where a pipeline looks up and stores its pass results, and the key of its source model."""
+
+    cache: ResultCache
+    source_key: str
+
+    def key(self, previous: str, step: Step, dataset: Dataset | None, options: LoaderOptions) -> str:
+        return make_key(
+            input=previous,
+            pass_name=step.name,
+            config=step.config.model_dump(mode="json"),
+            config_version=step.pass_cls.Config.config_version,
+            data=dataset_hash(dataset),
+            options=options.model_dump(mode="json"),
+            versions=library_versions(step.pass_cls.libraries),
+        )
+
+
 def run_pipeline(
     artifact: Artifact,
     steps: list[Step],
@@ -174,47 +215,81 @@ def run_pipeline(
     run: RunOptions | None = None,
     log: Callable[[str], None] = lambda message: None,
     progress: ProgressFactory = no_progress,
+    cache: StepCache | None = None,
 ) -> PipelineResult:
-    """Run ``steps`` (already planned) from ``artifact``; each step writes to its own folder in ``workroot``."""
+    """Run ``steps`` (already planned) from ``artifact``; each step writes to its own folder in ``workroot``.
+
+    With a cache, a step whose key is stored is taken from it (already verified when it was stored), and
+    every newly run step is stored.
+    """
     options = options or LoaderOptions()
     run = run or RunOptions()
     current = artifact
+    key = cache.source_key if cache else ""
     reports = []
+    produced = []
+    keys = []
     for index, step in enumerate(steps, start=1):
+        if cache is not None:
+            key = cache.key(key, step, dataset, options)
+            keys.append(key)
+            entry = cache.cache.get(key)
+            if entry is not None:
+                log(f"[{index}/{len(steps)}] {step.name} (from cache)")
+                reports.append(replace(StepReport.from_dict(entry.report), cached=True))
+                current = entry.artifact
+                produced.append(current)
+                continue
         workdir = workroot / f"{index:02d}-{step.name}"
         workdir.mkdir(parents=True)
-        matched = dataset.matched_to(current.inputs) if dataset is not None and current.inputs else dataset
-        ctx = PassContext(workdir, matched, options, run.device, log, progress)
         log(f"[{index}/{len(steps)}] {step.name}" + (" (inserted conversion)" if step.inserted else ""))
-        started = time.perf_counter()
-        result = _run_step(step, current, ctx)
-        seconds = time.perf_counter() - started
-        batches = reference_batches(current, dataset, options.shapes)
-        labelled = dataset is not None and dataset.labels is not None
-        measured = verify(step.name, current, result.artifact, batches, run, labelled)
-        notes = list(result.notes)
-        if measured.cosine_mean < LOW_FIDELITY:
-            notes.append(
-                f"outputs moved: cosine {measured.cosine_mean:.4f} to the input model; check accuracy before using it"
-            )
-        reports.append(
-            StepReport(
-                name=step.name,
-                config=step.config.model_dump(mode="json"),
-                seconds=seconds,
-                format=result.artifact.format,
-                size_bytes=total_size(result.artifact.path),
-                inserted=step.inserted,
-                notes=notes,
-                metrics=result.metrics,
-                fidelity=measured,
-            )
-        )
+        result, report = _run_and_verify(step, current, workdir, dataset, options, run, log, progress)
+        reports.append(report)
         current = result.artifact
-    return PipelineResult(artifact, current, reports)
+        if cache is not None:
+            current = cache.cache.put(key, result.artifact, workdir, report.to_dict()).artifact
+        produced.append(current)
+    return PipelineResult(artifact, current, reports, produced, keys)
 
 
-def _run_step(step: Step, artifact: Artifact, ctx: PassContext) -> Any:
+def _run_and_verify(
+    step: Step,
+    current: Artifact,
+    workdir: Path,
+    dataset: Dataset | None,
+    options: LoaderOptions,
+    run: RunOptions,
+    log: Callable[[str], None],
+    progress: ProgressFactory,
+) -> tuple[PassResult, StepReport]:
+    matched = dataset.matched_to(current.inputs) if dataset is not None and current.inputs else dataset
+    ctx = PassContext(workdir, matched, options, run.device, log, progress)
+    started = time.perf_counter()
+    result = _run_step(step, current, ctx)
+    seconds = time.perf_counter() - started
+    batches = reference_batches(current, dataset, options.shapes)
+    labelled = dataset is not None and dataset.labels is not None
+    measured = verify(step.name, current, result.artifact, batches, run, labelled)
+    notes = list(result.notes)
+    if measured.cosine_mean < LOW_FIDELITY:
+        notes.append(
+            f"outputs moved: cosine {measured.cosine_mean:.4f} to the input model; check accuracy before using it"
+        )
+    report = StepReport(
+        name=step.name,
+        config=step.config.model_dump(mode="json"),
+        seconds=seconds,
+        format=result.artifact.format,
+        size_bytes=total_size(result.artifact.path),
+        inserted=step.inserted,
+        notes=notes,
+        metrics=result.metrics,
+        fidelity=measured,
+    )
+    return result, report
+
+
+def _run_step(step: Step, artifact: Artifact, ctx: PassContext) -> PassResult:
     try:
         result = step.pass_cls().run(artifact, step.config, ctx)
     except CompressorError:

@@ -47,8 +47,12 @@ class Fp16Convert(Pass):
     input_formats = ("onnx",)
     output_format = "onnx"
     Config = Fp16Config
+    stage = "quantize"
+    libraries = ("onnxruntime",)
 
     def run(self, artifact: Artifact, config: Fp16Config, ctx: PassContext) -> PassResult:  # type: ignore[override]
+        import onnx
+
         from compressor.onnx_io import read_model, write_model
 
         model = read_model(artifact.path, load_weights=True)
@@ -67,6 +71,9 @@ class Fp16Convert(Pass):
             from onnxruntime.transformers.onnx_model import OnnxModel
 
             OnnxModel(converted).topological_sort()  # the converter appends input casts after their users
+        halved = sum(1 for init in converted.graph.initializer if init.data_type == onnx.TensorProto.FLOAT16)
+        if not halved:
+            raise PassError(self.name, "nothing to convert: the model has no float32 weights outside blocked ops")
         output = write_model(converted, ctx.workdir / OUTPUT_NAME)
         kept = sum(1 for node in converted.graph.node if node.op_type in set(blocked))
         notes = [
@@ -101,6 +108,12 @@ class GraphSlim(Pass):
     input_formats = ("onnx",)
     output_format = "onnx"
     Config = SlimConfig
+    stage = "graph"
+    libraries = ("onnxslim",)
+
+    @classmethod
+    def search_space(cls, artifact: Artifact) -> list[dict[str, object]]:
+        return [{}]
 
     def run(self, artifact: Artifact, config: SlimConfig, ctx: PassContext) -> PassResult:  # type: ignore[override]
         from compressor.onnx_io import read_model, write_model

@@ -14,6 +14,7 @@ from compressor.artifacts import Artifact, TensorSpec
 from compressor.builtin.ort_tools import (
     OUTPUT_NAME,
     is_large,
+    onnx_op_types,
     op_counts,
     quiet_logging,
     scratch_folder,
@@ -62,6 +63,8 @@ class DynamicQuantize(Pass):
     input_formats = ("onnx",)
     output_format = "onnx"
     Config = DynamicConfig
+    stage = "quantize"
+    libraries = ("onnxruntime",)
 
     def run(self, artifact: Artifact, config: DynamicConfig, ctx: PassContext) -> PassResult:  # type: ignore[override]
         from onnx import TensorProto
@@ -91,7 +94,7 @@ class DynamicQuantize(Pass):
 
     @classmethod
     def search_space(cls, artifact: Artifact) -> list[dict[str, Any]]:
-        return [{"per_channel": True}, {"per_channel": False}]
+        return [{}, {"per_channel": False}]
 
 
 class StaticConfig(PassConfig):
@@ -143,6 +146,8 @@ class StaticQuantize(Pass):
     output_format = "onnx"
     Config = StaticConfig
     requires_dataset = True
+    stage = "quantize"
+    libraries = ("onnxruntime",)
 
     def run(self, artifact: Artifact, config: StaticConfig, ctx: PassContext) -> PassResult:  # type: ignore[override]
         from onnxruntime.quantization import CalibrationMethod, quantize_static
@@ -184,7 +189,10 @@ class StaticQuantize(Pass):
 
     @classmethod
     def search_space(cls, artifact: Artifact) -> list[dict[str, Any]]:
-        return [{"per_channel": True}, {"per_channel": True, "calibration_method": "percentile"}]
+        space: list[dict[str, Any]] = [{}, {"calibration_method": "percentile"}]
+        if "MatMul" in onnx_op_types(artifact):
+            space.append({"op_types": ["MatMul"]})  # transformers: attention and FFN matmuls only
+        return space
 
 
 #: Compute ops TensorRT runs in INT8 when both inputs carry Q/DQ.
@@ -286,6 +294,8 @@ class Int4Quantize(Pass):
     input_formats = ("onnx",)
     output_format = "onnx"
     Config = Int4Config
+    stage = "quantize"
+    libraries = ("onnxruntime",)
 
     def run(self, artifact: Artifact, config: Int4Config, ctx: PassContext) -> PassResult:  # type: ignore[override]
         import onnx
@@ -322,4 +332,7 @@ class Int4Quantize(Pass):
 
     @classmethod
     def search_space(cls, artifact: Artifact) -> list[dict[str, Any]]:
-        return [{"block_size": 128}, {"block_size": 32}]
+        ops = onnx_op_types(artifact)
+        if artifact.format == "onnx" and not ops & {"MatMul", "Gemm"}:
+            return []
+        return [{}, {"block_size": 32}]

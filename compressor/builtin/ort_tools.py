@@ -8,6 +8,7 @@ working folder and TMPDIR point into it, and the whole folder is removed afterwa
 from __future__ import annotations
 
 import contextlib
+import io
 import logging
 import os
 import shutil
@@ -53,12 +54,14 @@ def stage_input(artifact: Artifact, scratch: Path) -> Path:
 
 @contextlib.contextmanager
 def quiet_logging() -> Iterator[None]:
-    """Silence ORT tooling's Python logging (root-logger warnings, INFO chatter) and undo its basicConfig."""
+    """Silence ORT tooling: its Python logging (root-logger warnings, INFO chatter, the basicConfig some
+    modules call on import) and its print() calls, which would corrupt ``--json`` output on stdout."""
     root = logging.getLogger()
     handlers, level = list(root.handlers), root.level
     logging.disable(logging.WARNING)
     try:
-        yield
+        with contextlib.redirect_stdout(io.StringIO()):
+            yield
     finally:
         logging.disable(logging.NOTSET)
         for handler in root.handlers[:]:
@@ -79,3 +82,8 @@ def is_large(artifact: Artifact) -> bool:
     from compressor.onnx_io import EXTERNAL_DATA_THRESHOLD
 
     return sum(f.stat().st_size for f in artifact_files(artifact.path)) > EXTERNAL_DATA_THRESHOLD
+
+
+def onnx_op_types(artifact: Artifact) -> set[str]:
+    """The op types of an ONNX artifact (empty for other formats): search spaces adapt to them."""
+    return set(op_counts(artifact.path)) if artifact.format == "onnx" else set()

@@ -21,7 +21,7 @@ from compressor.data import load_dataset
 from compressor.loaders import load_model
 from compressor.measure.suite import Measurement, measure_models
 from compressor.report.measurement import footprint_table, tradeoff_table
-from compressor.report.writers import check_report_path, write_report
+from compressor.report.writers import REPORT_SUFFIXES, check_report_path, write_report
 
 
 @click.command()
@@ -33,7 +33,7 @@ from compressor.report.writers import check_report_path, write_report
     "report_path",
     type=click.Path(path_type=Path),
     default=None,
-    help="Also write the result to FILE.md or FILE.json.",
+    help="Also write the result to FILE.md, FILE.json or FILE.html (a trade-off plot and sortable tables).",
 )
 @model_options
 @device_options
@@ -49,7 +49,7 @@ def compare(
 ) -> int:
     """Compare CANDIDATES with BASE: size, latency, accuracy and fidelity, with ratios to BASE."""
     if report_path is not None:
-        check_report_path(report_path)
+        check_report_path(report_path, (*REPORT_SUFFIXES, ".html"))
     options = loader_options(params)
     labels = [base, *candidates]
     artifacts = [load_model(m, options) for m in labels]
@@ -60,7 +60,14 @@ def compare(
     )
     measurement = measure_models(artifacts, settings, dataset, labels=labels)
     if report_path is not None:
-        write_report(report_path, "compare", measurement.to_dict(), tables(measurement), "compressor compare")
+        write_report(
+            report_path,
+            "compare",
+            measurement.to_dict(),
+            tables(measurement),
+            "compressor compare",
+            html=_html(measurement),
+        )
         console.info(f"report written to {report_path}")
     if as_json:
         console.print_json("compare", measurement.to_dict())
@@ -71,3 +78,12 @@ def compare(
 
 def tables(measurement: Measurement) -> list:  # type: ignore[type-arg]
     return [tradeoff_table(measurement), footprint_table(measurement)]
+
+
+def _html(measurement: Measurement):  # type: ignore[no-untyped-def]
+    def write(path: Path) -> None:
+        from compressor.report.html import write_compare_html
+
+        write_compare_html(measurement, path)
+
+    return write

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -13,17 +14,28 @@ from compressor.report.table import Table, to_markdown
 REPORT_SUFFIXES = (".md", ".json")
 
 
-def check_report_path(path: Path) -> Path:
-    """Refuse an unsupported report suffix before any work is done."""
-    if path.suffix.lower() not in REPORT_SUFFIXES:
-        raise UsageError(f"cannot write a report to '{path}': use one of {', '.join(REPORT_SUFFIXES)}")
+def check_report_path(path: Path, suffixes: tuple[str, ...] = REPORT_SUFFIXES) -> Path:
+    """Refuse an unsupported report suffix or an unusable path before any work is done."""
+    if path.suffix.lower() not in suffixes:
+        raise UsageError(f"cannot write a report to '{path}': use one of {', '.join(suffixes)}")
     if path.is_dir():
         raise OutputPathError(f"cannot write a report to '{path}': it is a folder")
     return check_output_path(path, [])
 
 
-def write_report(path: Path, command: str, result: dict[str, Any], tables: list[Table], heading: str) -> Path:
-    """Write ``result`` as Markdown (``.md``) or the JSON envelope (``.json``)."""
-    if check_report_path(path).suffix.lower() == ".md":
+def write_report(
+    path: Path,
+    command: str,
+    result: dict[str, Any],
+    tables: list[Table],
+    heading: str,
+    html: Callable[[Path], None] | None = None,
+) -> Path:
+    """Write ``result`` as Markdown (``.md``), the JSON envelope (``.json``) or, given ``html``, a page."""
+    suffix = check_report_path(path, (*REPORT_SUFFIXES, ".html") if html else REPORT_SUFFIXES).suffix.lower()
+    if suffix == ".md":
         return write_text_atomic(path, to_markdown(tables, heading))
+    if suffix == ".html" and html is not None:
+        html(path)
+        return path
     return write_text_atomic(path, dumps(envelope(command, result)))
