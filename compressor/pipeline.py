@@ -20,6 +20,7 @@ from compressor.artifacts import Artifact, total_size
 from compressor.cache import ResultCache, dataset_hash, library_versions, make_key
 from compressor.data import Dataset
 from compressor.errors import CompressorError, PassError, RecipeError
+from compressor.limits import set_activity
 from compressor.loaders import LoaderOptions
 from compressor.measure.inputs import make_inputs
 from compressor.measure.quality import Fidelity, fidelity, looks_like_classifier
@@ -242,6 +243,7 @@ def run_pipeline(
                 continue
         workdir = workroot / f"{index:02d}-{step.name}"
         workdir.mkdir(parents=True)
+        set_activity(f"running pass '{step.name}' (step {index} of {len(steps)})")
         log(f"[{index}/{len(steps)}] {step.name}" + (" (inserted conversion)" if step.inserted else ""))
         result, report = _run_and_verify(step, current, workdir, dataset, options, run, log, progress)
         reports.append(report)

@@ -16,6 +16,7 @@ from compressor.cli.options import (
     measure_settings,
     model_options,
     run_options,
+    timeout_option,
 )
 from compressor.data import load_dataset
 from compressor.loaders import load_model
@@ -38,6 +39,7 @@ from compressor.report.writers import REPORT_SUFFIXES, check_report_path, write_
 @model_options
 @device_options
 @latency_options
+@timeout_option
 @json_option
 def compare(
     base: str,

@@ -12,7 +12,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 
 from compressor.cache import ResultCache, default_cache_dir
 from compressor.cli import console
-from compressor.cli.options import device_options, json_option, loader_options, model_options
+from compressor.cli.options import device_options, json_option, loader_options, model_options, timeout_option
 from compressor.data import load_dataset
 from compressor.errors import ExitCode
 from compressor.loaders import load_model
@@ -110,6 +110,7 @@ def _cache(cache_dir: Path | None, no_cache: bool):  # type: ignore[no-untyped-d
 )
 @model_options
 @device_options
+@timeout_option
 @json_option
 def optimize(model: str, output: Path, data: str, eval_data: str | None, metric: str | None, max_drop: str,
              objective: str, batches: str, budget: str | None, max_trials: int | None, allowed: str | None,
@@ -178,9 +179,10 @@ def _say(result: Any, output: Path, code: ExitCode) -> None:
     if code == ExitCode.OK:
         console.info(f"wrote {output}/: the chosen model, recipe.yaml (reproduce with `compressor run`) and reports")
         return
+    constraint = f"{result.settings['metric']} drop <= {result.settings['max_drop']:.4g}"
+    reason = result.verdict or f"no candidate meets the constraint ({constraint})"
     console.err.print(
-        f"no candidate meets the constraint ({result.settings['metric']} drop <= {result.settings['max_drop']:.4g}); "
-        f"no model was written. The closest are listed above; {output}/ holds the reports.",
+        f"{reason}; no model was written. The candidates are listed above; {output}/ holds the reports.",
         style="bold red",
         highlight=False,
         markup=False,

@@ -75,6 +75,12 @@ def verdict_table(result: OptimizeResult) -> Table:
         for row in rows:
             table.add(list(row))
         return table
+    if result.verdict:
+        table = Table(f"Nothing chosen: {result.verdict}", ["#", "candidate", "drop", "size", "note"])
+        for trial in [t for t in result.trials if t.status == MEETS][:3]:
+            table.add([str(trial.index), trial.label, f"{trial.drop:+.4f}", format_size(trial.size_bytes or 0),
+                       trial.note or "-"])  # fmt: skip
+        return table
     table = Table("No candidate meets the constraint: the closest", ["#", "candidate", "drop", "size", "note"])
     for trial in result.closest():
         table.add([str(trial.index), trial.label, f"{trial.drop:+.4f}", format_size(trial.size_bytes or 0),

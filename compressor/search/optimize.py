@@ -15,8 +15,9 @@ import numpy as np
 
 from compressor.artifacts import Artifact, total_size
 from compressor.cache import ResultCache, content_hash, dataset_hash, library_versions, make_key
-from compressor.data import Dataset
+from compressor.data import Dataset, load_dataset
 from compressor.errors import ConstraintNotMet, DatasetError, InputError, UsageError
+from compressor.limits import set_activity
 from compressor.loaders import LoaderOptions
 from compressor.measure.environment import cpu_name, environment
 from compressor.measure.latency import LatencyPlan, LatencyStats
@@ -151,8 +152,11 @@ class Search:
         self.quality = Quality(settings.metric, inputs.evaluation)
         self.started = time.monotonic()
         self.source_key = content_hash(inputs.source.path)
+        calibration = load_dataset(inputs.data_ref, inputs.source) if inputs.data_ref else None
+        self.data_key = dataset_hash(calibration)
         self.trials: list[Trial] = []
         self.stopped = ""
+        self.verdict = ""
 
     # -- time -------------------------------------------------------------------------------------
     def time_left(self) -> float | None:
@@ -191,7 +195,7 @@ class Search:
             source=self.source_key,
             specs=candidate.specs(),
             evaluation=dataset_hash(self.inputs.evaluation),
-            data=self.inputs.data_ref,
+            data=self.data_key,
             options=self.inputs.options.model_dump(mode="json"),
             metric=self.settings.metric,
             versions=library_versions(()),
@@ -215,6 +219,7 @@ class Search:
             tasks = {}
             for candidate, origin, note in wave:
                 index = len(self.trials) + 1
+                set_activity(f"building candidate {index} ({candidate.label})")
                 trial = Trial(index, candidate.label, candidate.specs(), origin=origin, note=note)
                 self.trials.append(trial)
                 tasks[index] = (trial, candidate)
@@ -241,13 +246,19 @@ class Search:
             return
         trial.drop = self.quality.drop(trial.quality)
         trial.status = MEETS if trial.drop <= self.settings.max_drop + 1e-12 else REJECTED
-        cached_latency = self.cache.get_trial(self._latency_key(self._trial_key(candidate)))
-        if cached_latency:
-            trial.latency = {int(b): LatencyStats(**_stats(s)) for b, s in cached_latency.items()}
+        trial.latency = self._cached_latency(candidate)
 
     def leader(self) -> Trial | None:
         meeting = [t for t in self.trials if t.status == MEETS]
         return min(meeting, key=lambda t: t.size_bytes or 0, default=None)
+
+    def _cached_latency(self, candidate: Candidate) -> dict[int, LatencyStats]:
+        """Latency stored by an earlier run for this candidate, settings and machine; {} if none or unreadable."""
+        cached = self.cache.get_trial(self._latency_key(self._trial_key(candidate))) or {}
+        try:
+            return {int(b): LatencyStats(**_stats(s)) for b, s in cached.items()}
+        except (TypeError, ValueError, AttributeError):
+            return {}
 
     # -- second chance ----------------------------------------------------------------------------
     def fallback(self) -> None:
@@ -317,9 +328,7 @@ class Search:
         trial.size_bytes = total_size(source.path)
         trial.quality = self.quality.set_baseline(evaluation_outputs(source, self.inputs.evaluation, run))
         trial.drop = 0.0
-        cached = self.cache.get_trial(self._latency_key(self._trial_key(Candidate(()))))
-        if cached:
-            trial.latency = {int(b): LatencyStats(**_stats(s)) for b, s in cached.items()}
+        trial.latency = self._cached_latency(Candidate(()))
         left = self.time_left()
         if left is not None and left <= 0:
             raise ConstraintNotMet(
@@ -335,6 +344,9 @@ class Search:
         front = [p.key for p in pareto_front(list(points.values()))]
         meeting = [points[t.index] for t in timed if t.status == MEETS and t.index != 0]
         chosen = best(meeting, points[0], self.settings.objective) if 0 in points else None
+        if chosen is None and meeting:
+            objective = self.settings.objective
+            self.verdict = f"no candidate within the constraint is better than the baseline on {objective}"
         return OptimizeResult(
             baseline=baseline,
             trials=self.trials,
@@ -343,6 +355,7 @@ class Search:
             settings=self.settings.to_dict(),
             environment=environment(RunOptions(threads=self.settings.threads).resolved_threads, self.settings.device),
             stopped=self.stopped,
+            verdict=self.verdict,
             cache={"path": str(self.cache.root), "trials_from_cache": sum(t.cached for t in self.trials)},
             elapsed_s=time.monotonic() - self.started,
         )

@@ -7,6 +7,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 OBJECTIVES = ("latency", "size", "balanced")
+#: Objective scores this close (relative) are a tie, decided by quality: measurement noise decides nothing.
+TIE = 1e-3
 
 
 @dataclass(frozen=True)
@@ -43,7 +45,15 @@ def score(point: Point, baseline: Point, objective: str) -> float:
 
 
 def best(points: Sequence[Point], baseline: Point, objective: str) -> Point | None:
-    """The best point for ``objective`` (ties go to higher quality), or None."""
-    if not points:
+    """The best point for ``objective`` among those better than the baseline on it, or None.
+
+    Scores within TIE of the lowest tie; among them the most accurate wins.
+    """
+    reference = score(baseline, baseline, objective)
+    scored = [(score(p, baseline, objective), p) for p in points]
+    better = [(value, p) for value, p in scored if value < reference]
+    if not better:
         return None
-    return min(points, key=lambda p: (score(p, baseline, objective), -p.quality))
+    lowest = min(value for value, _ in better)
+    tied = [(value, p) for value, p in better if value <= lowest * (1 + TIE)]
+    return max(tied, key=lambda pair: (pair[1].quality, -pair[0]))[1]

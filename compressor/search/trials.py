@@ -66,6 +66,8 @@ class OptimizeResult:
     settings: dict[str, Any]
     environment: dict[str, Any]
     stopped: str = ""
+    #: Why nothing was chosen although some candidates met the constraint (none beat the baseline).
+    verdict: str = ""
     cache: dict[str, Any] = field(default_factory=dict)
     elapsed_s: float = 0.0
 
@@ -86,6 +88,7 @@ class OptimizeResult:
             "settings": self.settings,
             "environment": self.environment,
             "stopped": self.stopped,
+            "verdict": self.verdict,
             "cache": self.cache,
             "elapsed_s": round(self.elapsed_s, 2),
         }
