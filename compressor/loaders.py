@@ -9,6 +9,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from compressor.artifacts import Artifact, read_sidecar
 from compressor.errors import ModelLoadError, UsageError
+from compressor.limits import set_activity
 from compressor.plugins import get_registry
 
 
@@ -64,6 +65,7 @@ def load_model(ref: str | Path, options: LoaderOptions | None = None) -> Artifac
     options = options or LoaderOptions()
     text = str(ref)
     loaders = sorted(get_registry().loaders.values(), key=lambda cls: -cls.priority)
+    set_activity(f"loading {text}")
     for loader_cls in loaders:
         loader = loader_cls()
         if loader.claims(text):

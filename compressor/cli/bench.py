@@ -16,6 +16,7 @@ from compressor.cli.options import (
     measure_settings,
     model_options,
     run_options,
+    timeout_option,
 )
 from compressor.data import load_dataset
 from compressor.loaders import load_model
@@ -29,6 +30,7 @@ from compressor.report.measurement import footprint_table, latency_table
 @model_options
 @device_options
 @latency_options
+@timeout_option
 @json_option
 def bench(models: tuple[str, ...], data: str | None, as_json: bool, **params: Any) -> int:
     """Time MODELS one at a time, interleaved, with ratios to the first."""

@@ -5,12 +5,13 @@ from __future__ import annotations
 import os
 import sys
 import traceback
+from pathlib import Path
 
 import click
 
-from compressor import __version__
+from compressor import __version__, limits
 from compressor.cli.lazy import LazyGroup
-from compressor.errors import CompressorError, ExitCode
+from compressor.errors import CompressorError, ExitCode, InputError
 from compressor.report.envelope import dumps, envelope
 
 #: Built-in commands, imported only when run (or listed by --help): `compressor check` loads no other command.
@@ -59,11 +60,19 @@ def _report_error(argv: list[str], code: ExitCode, message: str, hint: str | Non
         console.err.print(f"hint: {hint}", style="yellow", highlight=False, markup=False, soft_wrap=True)
 
 
+def _os_error(exc: OSError) -> CompressorError:
+    """A file-system failure as a one-line input error (disk full, read-only, permission denied...)."""
+    from compressor.outputs import write_error
+
+    return write_error(exc, Path(exc.filename or ".").parent) or InputError(f"{exc.strerror or exc}: {exc.filename}")
+
+
 def main(argv: list[str] | None = None) -> int:
     """Run the CLI and return its exit code; errors print one line (and a hint), tracebacks on --debug."""
     args = list(sys.argv[1:] if argv is None else argv)
     debug = "--debug" in args or os.environ.get("COMPRESSOR_DEBUG") == "1"
     args = [a for a in args if a != "--debug"]  # accepted anywhere on the line, not only before the command
+    limits.report = lambda message, hint: _report_error(args, ExitCode.TIMEOUT, message, hint, "CommandTimeout")
     try:
         result = cli.main(args=args, prog_name="compressor", standalone_mode=False)
         code = ExitCode(result) if isinstance(result, int) else ExitCode.OK
@@ -80,6 +89,12 @@ def main(argv: list[str] | None = None) -> int:
             traceback.print_exc()
         code = exc.exit_code
         _report_error(args, code, exc.message, exc.hint, type(exc).__name__)
+    except OSError as exc:
+        if debug:
+            traceback.print_exc()
+        error = _os_error(exc)
+        code = error.exit_code
+        _report_error(args, code, error.message, error.hint, type(error).__name__)
     except Exception as exc:
         if debug:
             traceback.print_exc()
@@ -94,6 +109,8 @@ def main(argv: list[str] | None = None) -> int:
             "this is a bug in compressor: rerun with --debug and report it",
             "InternalError",
         )
+    finally:
+        limits.cancel_timeout()
     sys.stdout.flush()
     return int(code)
 

@@ -98,6 +98,25 @@ latency_options = _stack(
 json_option = click.option("--json", "as_json", is_flag=True, help="Print the versioned JSON envelope on stdout.")
 
 
+def _start_timeout(ctx: click.Context, param: click.Parameter, value: str | None) -> None:
+    if value is not None:
+        from compressor.limits import start_timeout
+        from compressor.parsing import parse_duration
+
+        start_timeout(parse_duration(value))
+
+
+timeout_option = click.option(
+    "--timeout",
+    default=None,
+    metavar="DURATION",
+    expose_value=False,
+    is_eager=True,
+    callback=_start_timeout,
+    help="Stop after this long (e.g. 90s, 20m), saying which step was running; nothing is left half-written.",
+)
+
+
 def loader_options(params: dict[str, Any]) -> LoaderOptions:
     """Take the model options out of a command's parameters."""
     dtypes = parse_assignments(params.pop("dtypes", ()), "dtype")

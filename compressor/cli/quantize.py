@@ -8,7 +8,14 @@ from typing import Any
 import click
 
 from compressor.cli import console
-from compressor.cli.options import device_options, json_option, loader_options, model_options, run_options
+from compressor.cli.options import (
+    device_options,
+    json_option,
+    loader_options,
+    model_options,
+    run_options,
+    timeout_option,
+)
 from compressor.cli.results import compressed_result, compressed_tables
 from compressor.data import load_dataset
 from compressor.errors import RecipeError, UsageError
@@ -75,6 +82,7 @@ def mode_config(mode: str, given: dict[str, Any]) -> dict[str, Any]:
 )
 @model_options
 @device_options
+@timeout_option
 @json_option
 def quantize(model: str, output: Path, mode: str, data: str | None, as_json: bool, **params: Any) -> int:
     """Quantize MODEL and write the result to OUTPUT, verified against MODEL."""

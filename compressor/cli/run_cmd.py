@@ -8,7 +8,7 @@ import click
 from pydantic import ValidationError
 
 from compressor.cli import console
-from compressor.cli.options import json_option
+from compressor.cli.options import json_option, timeout_option
 from compressor.cli.results import compressed_result, compressed_tables
 from compressor.data import load_dataset
 from compressor.errors import ExitCode, RecipeError, UsageError
@@ -52,6 +52,7 @@ def _loader_options(recipe: Recipe, folder: Path) -> LoaderOptions:
     default=None,
     help="Output folder (default: the recipe's `output`).",
 )
+@timeout_option
 @json_option
 def run(recipe_path: Path, output: Path | None, as_json: bool) -> int:
     """Run RECIPE: load, apply its passes, verify, measure and check its budgets; write the result to a folder."""

@@ -11,6 +11,7 @@ import numpy as np
 from compressor.artifacts import Artifact, total_size
 from compressor.data import Dataset
 from compressor.errors import DatasetError
+from compressor.limits import set_activity
 from compressor.measure.environment import environment
 from compressor.measure.inputs import dataset_batch, make_inputs
 from compressor.measure.latency import LatencyPlan, LatencyStats, measure_latency
@@ -138,6 +139,7 @@ def measure_models(
             _measure_quality(sessions, reports, dataset, settings)
         if settings.latency:
             for batch in settings.batches:
+                set_activity(f"timing {len(sessions)} model(s) at batch {batch}")
                 calls = [_runner_call(s, _feeds(s, dataset, batch, settings.shapes)) for s in sessions]
                 for report, stats in zip(reports, measure_latency(calls, batch, settings.plan), strict=True):
                     report.latency[batch] = stats

@@ -13,7 +13,14 @@ import click
 
 from compressor.artifacts import Artifact
 from compressor.cli import console
-from compressor.cli.options import device_options, json_option, loader_options, model_options, run_options
+from compressor.cli.options import (
+    device_options,
+    json_option,
+    loader_options,
+    model_options,
+    run_options,
+    timeout_option,
+)
 from compressor.cli.results import compressed_result, compressed_tables
 from compressor.data import load_dataset
 from compressor.errors import RecipeError, UsageError
@@ -112,6 +119,7 @@ def pruning_tables(done: Compressed) -> list[Table]:
 @click.option("--data", default=None, help="Samples for the example inputs and the output check.")
 @model_options
 @device_options
+@timeout_option
 @json_option
 def export(
     model: str,
@@ -224,6 +232,7 @@ def prune_specs(method: str, given: dict[str, Any]) -> list[tuple[str, dict[str,
 @click.option("--teacher", default=None, help="--recover distill: the teacher (default: MODEL before pruning).")
 @model_options
 @device_options
+@timeout_option
 @json_option
 def prune(model: str, output: Path, method: str, as_json: bool, **params: Any) -> int:
     """Prune a torch MODEL and write the result to OUTPUT, verified against MODEL."""
@@ -261,6 +270,7 @@ PRUNE_KEYS = ("sparsity", "scope", "importance", "keep", "round_to", "recover", 
 @click.option("--lr", type=click.FloatRange(min=0, min_open=True), default=None, help="Learning rate (1e-3).")
 @model_options
 @device_options
+@timeout_option
 @json_option
 def distill(
     teacher: str,
