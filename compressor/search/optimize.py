@@ -16,7 +16,7 @@ import numpy as np
 from compressor.artifacts import Artifact, total_size
 from compressor.cache import ResultCache, content_hash, dataset_hash, library_versions, make_key
 from compressor.data import Dataset, load_dataset
-from compressor.errors import ConstraintNotMet, DatasetError, InputError, UsageError
+from compressor.errors import CompressorError, ConstraintNotMet, DatasetError, InputError, PassError, UsageError
 from compressor.limits import set_activity
 from compressor.loaders import LoaderOptions
 from compressor.measure.environment import cpu_name, environment
@@ -28,7 +28,7 @@ from compressor.pyref import call_reference, is_reference
 from compressor.search import sensitivity
 from compressor.search.executors import Executor
 from compressor.search.pareto import Point, best, pareto_front
-from compressor.search.space import Candidate, candidates
+from compressor.search.space import Candidate, candidates, deployment_steps
 from compressor.search.trials import FAILED, MEETS, REJECTED, OptimizeResult, Trial
 from compressor.search.worker import BuildResult, BuildTask, evaluation_outputs
 
@@ -267,6 +267,8 @@ class Search:
         for trial in sorted(failed, key=lambda t: t.drop or 0.0)[:FALLBACK_CANDIDATES]:
             if not self.may_build() or trial.last_input is None or trial.last_input.format != "onnx":
                 continue
+            if not self._meets(trial.last_input):
+                continue  # the model was already out of bounds before quantization: no block can fix that
             self.reporter.phase(f"finding sensitive blocks of {trial.label}")
             nodes = sensitivity.quantizable_nodes(trial.last_input.path)
             groups = [g for g in sensitivity.blocks(nodes) if len(g) < len(nodes)]  # all in float is no candidate
@@ -277,6 +279,15 @@ class Search:
                 key=lambda pair: -pair[0],
             )
             self._cumulative(trial, [g for _, g in gains])
+
+    def _meets(self, artifact: Artifact) -> bool:
+        """Whether ``artifact`` (e.g. the float model a quantization received) is within the constraint."""
+        run = RunOptions(device=self.settings.device, threads=self.settings.threads)
+        try:
+            value = self.quality(evaluation_outputs(artifact, self.inputs.evaluation, run))
+        except (CompressorError, ValueError):
+            return False
+        return self.quality.drop(value) <= self.settings.max_drop + 1e-12
 
     def _cumulative(self, trial: Trial, ranked: list[list[str]]) -> None:
         for count in range(2, len(ranked) // 2 + 1):
@@ -310,8 +321,10 @@ class Search:
 
     # -- the whole run ----------------------------------------------------------------------------
     def run(self) -> OptimizeResult:
-        baseline = self._baseline()
-        found = candidates(self.inputs.source, set(self.settings.allowed_passes or ()) or None)
+        export = deployment_steps(self.inputs.source.format) or []
+        baseline = self._baseline(Candidate.of(export))
+        target = "onnx" if export else None
+        found = candidates(self.inputs.source, set(self.settings.allowed_passes or ()) or None, target)
         if not found:
             raise UsageError("no pass offers a search space for this model; see `compressor plugins --passes`")
         self.reporter.start(len(found))
@@ -321,14 +334,25 @@ class Search:
         self.time_survivors(baseline)
         return self._result(baseline)
 
-    def _baseline(self) -> Trial:
-        source = self.inputs.source
+    def _baseline(self, export: Candidate) -> Trial:
+        """The source as it would be deployed: as given, or exported to ONNX when a conversion exists, so
+        the baseline and the candidates run in the same runtime (ONNX Runtime) and ratios compare like
+        with like."""
+        if export.steps:
+            self.reporter.phase(f"exporting the baseline ({export.label})")
+            result = next(iter(self.executor.run([self._task(0, export)])))
+            if result.error is not None or result.artifact is None:
+                raise PassError(export.label, f"the baseline could not be exported: {result.error}")
+            artifact = Artifact.from_dict(result.artifact, Path(result.artifact["path"]))
+            label = f"baseline ({export.label})"
+        else:
+            artifact, label = self.inputs.source, "baseline"
         run = RunOptions(device=self.settings.device, threads=self.settings.threads)
-        trial = Trial(0, "baseline", [], origin="baseline", status=MEETS, artifact=source)
-        trial.size_bytes = total_size(source.path)
-        trial.quality = self.quality.set_baseline(evaluation_outputs(source, self.inputs.evaluation, run))
+        trial = Trial(0, label, export.specs(), origin="baseline", status=MEETS, artifact=artifact)
+        trial.size_bytes = total_size(artifact.path)
+        trial.quality = self.quality.set_baseline(evaluation_outputs(artifact, self.inputs.evaluation, run))
         trial.drop = 0.0
-        trial.latency = self._cached_latency(Candidate(()))
+        trial.latency = self._cached_latency(export)
         left = self.time_left()
         if left is not None and left <= 0:
             raise ConstraintNotMet(

@@ -56,8 +56,8 @@ def _options(stage: str, artifact: Artifact, allowed: set[str] | None) -> list[t
     return options
 
 
-def _reachable(source_format: str, specs: list[tuple[str, dict[str, Any]]]) -> bool:
-    """Whether each pass can receive its input format, with registered conversions inserted."""
+def _final_format(source_format: str, specs: list[tuple[str, dict[str, Any]]]) -> str | None:
+    """The format after ``specs`` (registered conversions inserted as needed), or None if one is unreachable."""
     from compressor.pipeline import _conversion_path
 
     fmt = source_format
@@ -65,13 +65,23 @@ def _reachable(source_format: str, specs: list[tuple[str, dict[str, Any]]]) -> b
     for name, _ in specs:
         pass_cls = passes[name]
         if fmt not in pass_cls.input_formats and _conversion_path(fmt, pass_cls.input_formats) is None:
-            return False
+            return None
         fmt = pass_cls.output_format or fmt  # "": keeps its input's format
-    return True
+    return fmt
 
 
-def candidates(artifact: Artifact, allowed: set[str] | None = None) -> list[Candidate]:
-    """Every valid combination, fewest steps first; ``allowed`` limits the passes searched."""
+def deployment_steps(source_format: str, target: str = "onnx") -> list[tuple[str, dict[str, Any]]] | None:
+    """The conversions from ``source_format`` to ``target`` ([] when already there), or None when none exist."""
+    from compressor.pipeline import _conversion_path
+
+    path = _conversion_path(source_format, (target,))
+    return None if path is None else [(conversion.name, {}) for conversion in path]
+
+
+def candidates(artifact: Artifact, allowed: set[str] | None = None, target: str | None = None) -> list[Candidate]:
+    """Every valid combination, fewest steps first; ``allowed`` limits the passes searched. With ``target``,
+    a candidate that ends in another format gets the conversions to it appended, so all are compared in
+    the same runtime."""
     if allowed is not None:
         unknown = allowed - set(get_registry().passes)
         if unknown:
@@ -83,6 +93,10 @@ def candidates(artifact: Artifact, allowed: set[str] | None = None) -> list[Cand
         specs = [option for option in combo if option is not None]
         if not specs or (chosen["recover"] and not chosen["prune"]):
             continue
-        if _reachable(artifact.format, specs):
-            found.append(Candidate.of(specs))
+        final = _final_format(artifact.format, specs)
+        if final is None:
+            continue
+        tail = deployment_steps(final, target) if target and final != target else []
+        if tail is not None:
+            found.append(Candidate.of([*specs, *tail]))
     return sorted(found, key=lambda c: len(c.steps))

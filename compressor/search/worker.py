@@ -7,7 +7,6 @@ on the evaluation data.
 
 from __future__ import annotations
 
-import tempfile
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -20,6 +19,7 @@ from compressor.data import load_dataset
 from compressor.errors import CompressorError
 from compressor.loaders import LoaderOptions, load_model
 from compressor.measure.runner import RunOptions
+from compressor.outputs import scratch_dir
 from compressor.pipeline import StepCache, make_steps, outputs_on, plan, run_pipeline
 
 EVAL_BATCH = 64
@@ -78,8 +78,8 @@ def build_candidate(task: BuildTask) -> BuildResult:
         steps = plan(make_steps(task.specs), source.format)
         run = RunOptions(device=task.device, threads=task.threads)
         cache = StepCache(ResultCache(Path(task.cache_dir)), task.source_key)
-        with tempfile.TemporaryDirectory(prefix="compressor-build-") as work:
-            built = run_pipeline(source, steps, Path(work), data, options, run, cache=cache)
+        with scratch_dir("build") as work:
+            built = run_pipeline(source, steps, work, data, options, run, cache=cache)
         result.artifact = built.output.to_dict()
         result.last_input = built.last_input.to_dict()
         result.steps = [s.to_dict() for s in built.steps]

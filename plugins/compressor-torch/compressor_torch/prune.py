@@ -407,7 +407,7 @@ class StructuredPrune(Pass):
 
     @classmethod
     def search_space(cls, artifact: Artifact) -> list[dict[str, Any]]:
-        return [{"ratio": r} for r in (0.3, 0.5)]
+        return [{"ratio": r} for r in (0.3, 0.5, 0.7)]
 
 
 HEAD_ATTRIBUTES = ("num_heads", "num_attention_heads", "n_heads", "n_head")
