@@ -7,6 +7,8 @@ on the evaluation data.
 
 from __future__ import annotations
 
+import functools
+import json
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -14,13 +16,15 @@ from typing import Any
 
 import numpy as np
 
+from compressor.artifacts import Artifact
 from compressor.cache import ResultCache
-from compressor.data import load_dataset
+from compressor.data import Dataset, load_dataset
 from compressor.errors import CompressorError
 from compressor.loaders import LoaderOptions, load_model
 from compressor.measure.runner import RunOptions
 from compressor.outputs import scratch_dir
 from compressor.pipeline import StepCache, make_steps, outputs_on, plan, run_pipeline
+from compressor.pyref import is_reference
 
 EVAL_BATCH = 64
 
@@ -66,15 +70,43 @@ def evaluation_outputs(artifact: Any, dataset: Any, run: RunOptions) -> list[np.
     return outputs_on(artifact, batches or list(dataset.batches(EVAL_BATCH)), run)
 
 
+@functools.lru_cache(maxsize=4)
+def _source(reference: str, options_json: str, source_key: str) -> tuple[Artifact, LoaderOptions]:
+    """The source model, loaded once per worker process and search (its content key is part of the key)."""
+    options = LoaderOptions.model_validate_json(options_json)
+    return load_model(reference, options), options
+
+
+def _stamp(reference: str) -> tuple[int, int]:
+    """Modification time and size of the file a reference names (so an edited file is read again)."""
+    path = Path(reference.rsplit(":", 1)[0] if is_reference(reference) else reference)
+    try:
+        stat = path.stat()
+    except OSError:
+        return (0, 0)
+    return (stat.st_mtime_ns, stat.st_size)
+
+
+@functools.lru_cache(maxsize=8)
+def _cached_dataset(reference: str, stamp: tuple[int, int], source_key: str, options_json: str, source: str) -> Dataset:
+    artifact, _ = _source(source, options_json, source_key)
+    return load_dataset(reference, artifact)
+
+
+def _dataset(reference: str, source_key: str, options_json: str, source: str) -> Dataset:
+    """A dataset read once per worker process and source: a module.py:function one is not re-run per candidate."""
+    return _cached_dataset(reference, _stamp(reference), source_key, options_json, source)
+
+
 def build_candidate(task: BuildTask) -> BuildResult:
     """Build the candidate through the cache and run it on the evaluation data. Errors are returned."""
     started = time.perf_counter()
     result = BuildResult(task.index)
     try:
-        options = LoaderOptions.model_validate(task.loader_options)
-        source = load_model(task.source, options)
-        data = load_dataset(task.data, source) if task.data else None
-        evaluation = load_dataset(task.eval_data, source) if task.eval_data else data
+        options_json = json.dumps(task.loader_options, sort_keys=True)
+        source, options = _source(task.source, options_json, task.source_key)
+        data = _dataset(task.data, task.source_key, options_json, task.source) if task.data else None
+        evaluation = _dataset(task.eval_data, task.source_key, options_json, task.source) if task.eval_data else data
         steps = plan(make_steps(task.specs), source.format)
         run = RunOptions(device=task.device, threads=task.threads)
         cache = StepCache(ResultCache(Path(task.cache_dir)), task.source_key)
