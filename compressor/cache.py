@@ -27,7 +27,7 @@ import numpy as np
 
 from compressor.artifacts import Artifact, artifact_files
 from compressor.data import Dataset
-from compressor.outputs import write_text_atomic
+from compressor.outputs import remove_stale, staging_prefix, track, untrack, write_text_atomic
 
 CACHE_ENV = "COMPRESSOR_CACHE_DIR"
 MANIFEST = "manifest.json"
@@ -101,6 +101,21 @@ class CacheEntry:
     report: dict[str, Any]
 
 
+def _stage_beside(entry: Path) -> Path:
+    """A staging folder for ``entry`` in the same folder (so the final rename is atomic), named by this process:
+    one left by a killed process is removed here by the next writer (``outputs.remove_stale``)."""
+    entry.parent.mkdir(parents=True, exist_ok=True)
+    remove_stale(entry.parent)
+    stage = Path(tempfile.mkdtemp(prefix=staging_prefix(), dir=entry.parent))
+    track(stage)
+    return stage
+
+
+def _unstage(stage: Path) -> None:
+    shutil.rmtree(stage, ignore_errors=True)
+    untrack(stage)
+
+
 class ResultCache:
     """Pass outputs under ``root/passes/``, trial measurements under ``root/trials/``."""
 
@@ -132,9 +147,20 @@ class ResultCache:
             return None
         return CacheEntry(artifact, manifest["report"])
 
+    def _manifests(self) -> list[Path]:
+        """The manifests of stored entries: staging folders (being written, or left by a killed process) and
+        anything else that is not named by a key are not entries."""
+        return [m for m in (self.root / "passes").glob("*/*/" + MANIFEST) if _KEY.fullmatch(m.parent.name)]
+
+    def remove_stale(self) -> None:
+        """Remove the staging folders and files that killed processes of this machine left in the cache."""
+        for folder in [*(self.root / "passes").glob("*"), self.root / "trials"]:
+            if folder.is_dir():
+                remove_stale(folder)
+
     def stored_keys(self) -> set[str]:
         """The keys of the stored pass results (listed, not verified)."""
-        return {manifest.parent.name for manifest in (self.root / "passes").glob("*/*/" + MANIFEST)}
+        return {manifest.parent.name for manifest in self._manifests()}
 
     def export_entry(self, key: str) -> dict[str, bytes] | None:
         """A stored pass result as ``{path relative to the entry: bytes}`` (its manifest and files), checked
@@ -160,8 +186,7 @@ class ResultCache:
         except (KeyError, ValueError, TypeError):
             return None
         entry = self._entry(key)
-        entry.parent.mkdir(parents=True, exist_ok=True)
-        stage = Path(tempfile.mkdtemp(prefix=".tmp-", dir=entry.parent))
+        stage = _stage_beside(entry)
         try:
             for relative, data in files.items():
                 target = stage / relative
@@ -170,14 +195,13 @@ class ResultCache:
             with contextlib.suppress(OSError):  # stored meanwhile by another process
                 os.rename(stage, entry)
         finally:
-            shutil.rmtree(stage, ignore_errors=True)
+            _unstage(stage)
         return self.get(key)
 
     def put(self, key: str, artifact: Artifact, workdir: Path, report: dict[str, Any]) -> CacheEntry:
         """Store the pass output written in ``workdir``; returns the entry pointing into the cache."""
         entry = self._entry(key)
-        entry.parent.mkdir(parents=True, exist_ok=True)
-        stage = Path(tempfile.mkdtemp(prefix=".tmp-", dir=entry.parent))
+        stage = _stage_beside(entry)
         try:
             files = stage / "files"
             files.mkdir()
@@ -195,7 +219,7 @@ class ResultCache:
             except OSError:  # another process stored the same key first: theirs is as good as ours
                 shutil.rmtree(stage, ignore_errors=True)
         finally:
-            shutil.rmtree(stage, ignore_errors=True)
+            _unstage(stage)
         cached = self.get(key)
         if cached is None:
             raise OSError(f"cache entry {key[:12]} could not be read back from {self.root}")
@@ -212,7 +236,7 @@ class ResultCache:
         write_text_atomic(self.root / "trials" / f"{key}.json", json.dumps(data, default=str))
 
     def info(self) -> dict[str, Any]:
-        entries = list((self.root / "passes").glob("*/*/" + MANIFEST)) if self.root.exists() else []
+        entries = self._manifests() if self.root.exists() else []
         trials = list((self.root / "trials").glob("*.json")) if self.root.exists() else []
         size = sum(p.stat().st_size for p in self.root.rglob("*") if p.is_file()) if self.root.exists() else 0
         return {"path": str(self.root), "pass_results": len(entries), "trials": len(trials), "size_bytes": size}

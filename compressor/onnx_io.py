@@ -10,7 +10,7 @@ from pathlib import Path
 import numpy as np
 import onnx
 from google.protobuf.message import DecodeError
-from onnx import external_data_helper, numpy_helper
+from onnx import TensorProto, external_data_helper, numpy_helper
 
 from compressor.artifacts import PassRecord, TensorSpec
 from compressor.errors import ModelLoadError
@@ -43,19 +43,84 @@ def read_model(path: Path, load_weights: bool = False) -> onnx.ModelProto:
 
 
 def validate(path: Path, model: onnx.ModelProto) -> None:
-    """Check external data is complete and the model passes the ONNX checker."""
+    """Check external data is complete, every weight holds as many values as its shape says, and the model
+    passes the ONNX checker."""
     check_external_data(path, model)
+    check_initializers(path, model)
     try:
         onnx.checker.check_model(str(path))
-    except onnx.checker.ValidationError as exc:
-        first = str(exc).strip().splitlines()[0]
+    except Exception as exc:  # ValidationError; or e.g. UnicodeDecodeError when a corrupt name is in the message
+        lines = str(exc).strip().splitlines() if isinstance(exc, onnx.checker.ValidationError) else []
+        first = lines[0] if lines else f"{type(exc).__name__} (the model's names or fields are corrupt)"
         raise ModelLoadError(f"{path} fails the ONNX checker: {first}") from exc
+
+
+#: Tensor types whose values take whole bytes: values per element in the typed field (``float_data``,
+#: ``int32_data``...) used when the tensor has no raw data (two for complex numbers). Strings are left to the
+#: checker and the runtime.
+_BYTE_TYPES = {
+    TensorProto.FLOAT: 1, TensorProto.UINT8: 1, TensorProto.INT8: 1, TensorProto.UINT16: 1, TensorProto.INT16: 1,
+    TensorProto.INT32: 1, TensorProto.INT64: 1, TensorProto.BOOL: 1, TensorProto.FLOAT16: 1, TensorProto.DOUBLE: 1,
+    TensorProto.UINT32: 1, TensorProto.UINT64: 1, TensorProto.COMPLEX64: 2, TensorProto.COMPLEX128: 2,
+    TensorProto.BFLOAT16: 1, TensorProto.FLOAT8E4M3FN: 1, TensorProto.FLOAT8E4M3FNUZ: 1, TensorProto.FLOAT8E5M2: 1,
+    TensorProto.FLOAT8E5M2FNUZ: 1, TensorProto.FLOAT8E8M0: 1,
+}  # fmt: skip
+#: Packed types: bits per value in raw (or external) data, which ends on a whole byte.
+_PACKED_BITS = {
+    TensorProto.UINT4: 4, TensorProto.INT4: 4, TensorProto.FLOAT4E2M1: 4, TensorProto.UINT2: 2, TensorProto.INT2: 2,
+    TensorProto.FLOAT6E2M3: 6, TensorProto.FLOAT6E3M2: 6,
+}  # fmt: skip
+
+
+def check_initializers(path: Path, model: onnx.ModelProto) -> None:
+    """Every initializer has a known type, no negative dim, and exactly the bytes (or values) its shape needs.
+
+    The checker does not look: a tensor whose data and shape disagree would otherwise fail later, in the
+    runtime or when its values are read.
+    """
+    for tensor in model.graph.initializer:
+        where = f"{path}: initializer '{tensor.name}'"
+        if any(d < 0 for d in tensor.dims):
+            raise ModelLoadError(f"{where} has a negative dimension {list(tensor.dims)} (corrupt model)")
+        packed = _PACKED_BITS.get(tensor.data_type)
+        if tensor.data_type not in _BYTE_TYPES and packed is None:
+            if tensor.data_type not in TensorProto.DataType.values() or tensor.data_type == TensorProto.UNDEFINED:
+                raise ModelLoadError(f"{where} has an unknown data type {tensor.data_type} (corrupt model)")
+            continue  # strings
+        count = int(np.prod(tensor.dims, dtype=object))
+        itemsize = onnx.helper.tensor_dtype_to_np_dtype(tensor.data_type).itemsize
+        if packed is not None and not (tensor.HasField("raw_data") or external_data_helper.uses_external_data(tensor)):
+            continue  # packed values in int32_data: left to the checker and the runtime
+        bytes_needed = -(-count * packed // 8) if packed is not None else count * itemsize
+        unit = "bytes"
+        if external_data_helper.uses_external_data(tensor):
+            info = external_data_helper.ExternalDataInfo(tensor)
+            # Without a recorded length the tensor runs from its offset; it must fit in the file.
+            available = (path.parent / info.location).stat().st_size - (info.offset or 0)
+            have, need = info.length or None, bytes_needed
+            if have is None and need > available:
+                have = available
+        elif tensor.HasField("raw_data"):
+            have, need = len(tensor.raw_data), bytes_needed
+        else:
+            field = onnx.helper.tensor_dtype_to_field(tensor.data_type)
+            have, need, unit = len(getattr(tensor, field)), count * _BYTE_TYPES[tensor.data_type], "values"
+        if have is not None and have != need:
+            raise ModelLoadError(
+                f"{where} holds {have} {unit} but its shape {list(tensor.dims)} needs {need} "
+                "(corrupt or truncated model)"
+            )
 
 
 def check_external_data(path: Path, model: onnx.ModelProto) -> None:
     """Every external tensor's file exists and is long enough for its offset and length."""
     for tensor in _external_tensors(model):
-        info = external_data_helper.ExternalDataInfo(tensor)
+        try:
+            info = external_data_helper.ExternalDataInfo(tensor)
+        except ValueError as exc:  # offset or length not a number
+            raise ModelLoadError(f"{path}: external data of '{tensor.name}' is malformed ({exc})") from exc
+        if not info.location or "\x00" in info.location or (info.offset or 0) < 0 or (info.length or 0) < 0:
+            raise ModelLoadError(f"{path}: external data of '{tensor.name}' is malformed (location, offset, length)")
         data_path = (path.parent / info.location).resolve()
         if not data_path.is_relative_to(path.parent.resolve()):
             raise ModelLoadError(f"{path}: external data of '{tensor.name}' points outside the model's folder")
@@ -116,7 +181,12 @@ def tensor_specs(values: list[onnx.ValueInfoProto], skip: set[str] | None = None
             continue
         ttype = value.type.tensor_type
         dims = tuple(_dim(d) for d in ttype.shape.dim)
-        dtype = onnx.helper.tensor_dtype_to_np_dtype(ttype.elem_type).name if ttype.elem_type else "unknown"
+        try:
+            dtype = onnx.helper.tensor_dtype_to_np_dtype(ttype.elem_type).name if ttype.elem_type else "unknown"
+        except (KeyError, ValueError) as exc:
+            raise ModelLoadError(
+                f"'{value.name}' has an unknown element type {ttype.elem_type} (corrupt model)"
+            ) from exc
         specs.append(TensorSpec(value.name, dims, dtype))
     return specs
 

@@ -1,16 +1,19 @@
 """Atomic outputs: everything is written under a temporary name in the target folder, then renamed.
 
 A reader sees a complete file or none; the input is never overwritten; temporary files are removed
-even when the work fails. Temporary names carry the process id: one left by a process that was killed
-(SIGKILL, power loss) is removed by the next run that writes in the same folder.
+even when the work fails. Temporary names carry the process id and the machine: one left by a process that was
+killed (SIGKILL, power loss) is removed by the next run on the same machine that writes in the same folder.
 """
 
 from __future__ import annotations
 
 import contextlib
 import errno
+import functools
+import hashlib
 import os
 import shutil
+import socket
 import tempfile
 from collections.abc import Iterable, Iterator
 from pathlib import Path
@@ -25,13 +28,35 @@ _WRITE_ERRORS = {errno.ENOSPC: "no space left on the device", errno.EDQUOT: "dis
                  errno.EROFS: "the file system is read-only", errno.EACCES: "permission denied"}  # fmt: skip
 
 
+@functools.cache
+def _host() -> str:
+    """This machine, as 8 hex digits: a folder shared between machines (NFS) holds other machines' files,
+    whose process ids mean nothing here."""
+    return hashlib.sha256(socket.gethostname().encode()).hexdigest()[:8]
+
+
 def _prefix() -> str:
-    return f"{STAGING_PREFIX}{os.getpid()}-"
+    return f"{STAGING_PREFIX}{os.getpid()}-{_host()}-"
+
+
+def staging_prefix() -> str:
+    """The name prefix of this process's temporary files and folders."""
+    return _prefix()
+
+
+def track(path: Path) -> None:
+    """Count ``path`` among this process's temporary files (removed by :func:`remove_active`)."""
+    _ACTIVE.add(path)
+
+
+def untrack(path: Path) -> None:
+    _ACTIVE.discard(path)
 
 
 def _owner(name: str) -> int | None:
-    pid = name.removeprefix(STAGING_PREFIX).split("-", 1)[0]
-    return int(pid) if pid.isdigit() else None
+    """The process id that made a temporary file of this machine (None: not ours to judge)."""
+    pid, _, rest = name.removeprefix(STAGING_PREFIX).partition("-")
+    return int(pid) if pid.isdigit() and rest.startswith(f"{_host()}-") else None
 
 
 def _alive(pid: int) -> bool:
@@ -76,6 +101,22 @@ def write_error(exc: OSError, where: Path) -> OutputPathError | None:
     return OutputPathError(f"cannot write under {where}: {reason}", hint="nothing was written; free space or pick -o")
 
 
+#: Less free space than this where a step failed means the disk filled up (tools in C++ often report a full disk
+#: only by writing a truncated file that then fails to parse).
+NEARLY_FULL_BYTES = 1 << 20
+
+
+def full_disk_error(where: Path) -> OutputPathError | None:
+    """The disk-full error, if the file system holding ``where`` has (nearly) no space left."""
+    try:
+        usage = shutil.disk_usage(where)
+    except OSError:
+        return None
+    if usage.free >= NEARLY_FULL_BYTES:
+        return None
+    return write_error(OSError(errno.ENOSPC, os.strerror(errno.ENOSPC)), where)
+
+
 def check_output_path(output: Path, inputs: Iterable[Path]) -> Path:
     """Refuse an output that is, or would overwrite, one of the inputs; make sure its folder is usable."""
     output = output.expanduser()
@@ -118,10 +159,30 @@ def staging_dir(near: Path) -> Iterator[Path]:
         _ACTIVE.discard(path)
 
 
+@contextlib.contextmanager
+def scratch_dir(label: str, parent: Path | None = None) -> Iterator[Path]:
+    """A private working folder in ``parent`` (default: the system's temporary folder), always removed.
+
+    Named like staging folders, so one a killed process left is removed by the next run (``remove_stale``)
+    and a ``--timeout`` removes it (``remove_active``), which ``tempfile.TemporaryDirectory`` does not.
+    """
+    parent = Path(parent) if parent is not None else Path(tempfile.gettempdir())
+    parent.mkdir(parents=True, exist_ok=True)
+    remove_stale(parent)
+    path = Path(tempfile.mkdtemp(prefix=f"{_prefix()}{label}-", dir=parent))
+    _ACTIVE.add(path)
+    try:
+        yield path
+    finally:
+        shutil.rmtree(path, ignore_errors=True)
+        _ACTIVE.discard(path)
+
+
 def write_text_atomic(path: Path, text: str) -> Path:
     """Write ``text`` to ``path`` so the file is either the old one or the complete new one."""
     path = path.expanduser()
     path.parent.mkdir(parents=True, exist_ok=True)
+    remove_stale(path.parent)
     fd, tmp = tempfile.mkstemp(prefix=_prefix(), dir=path.parent)
     _ACTIVE.add(Path(tmp))
     try:

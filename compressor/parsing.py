@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import re
 
 from compressor.errors import UsageError
@@ -26,8 +27,8 @@ _NAME_RE = re.compile(r"^[A-Za-z0-9_.:/\-\[\]]+$")
 def parse_size(text: str | int | float) -> int:
     """'25MB' -> 25000000, '1.5GiB' -> 1610612736, 1024 -> 1024. Decimal and binary units."""
     if isinstance(text, (int, float)) and not isinstance(text, bool):
-        if text < 0:
-            raise UsageError(f"size must not be negative: {text}")
+        if not math.isfinite(text) or text < 0:
+            raise UsageError(f"size must be a finite number that is not negative: {text}")
         return int(text)
     match = _SIZE_RE.match(str(text))
     unit = match.group(2).lower() if match else None
@@ -36,7 +37,14 @@ def parse_size(text: str | int | float) -> int:
             f"cannot read size '{text}': use a number with a unit, e.g. 25MB, 512KiB, 1.5GB "
             f"(units: B, KB, MB, GB, KiB, MiB, GiB)"
         )
-    return int(float(match.group(1)) * _SIZE_UNITS[unit])
+    return int(_finite(float(match.group(1)) * _SIZE_UNITS[unit], "size", text))
+
+
+def _finite(value: float, what: str, text: object) -> float:
+    """``value``, refused when a number too long to represent made it infinite."""
+    if not math.isfinite(value):
+        raise UsageError(f"{what} '{str(text)[:40]}' is too large")
+    return value
 
 
 _COUNT_RE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([kKmMbBgG]?)\s*$")
@@ -46,13 +54,13 @@ _COUNT_UNITS = {"": 1, "k": 1000, "m": 1000**2, "b": 1000**3, "g": 1000**3}
 def parse_count(text: str | int | float, name: str = "count") -> int:
     """'5000000' -> 5000000, '5M' -> 5000000, '1.5B' -> 1500000000, '250k' -> 250000. Not negative."""
     if isinstance(text, (int, float)) and not isinstance(text, bool):
-        if text < 0 or text != int(text):
+        if not math.isfinite(text) or text < 0 or text != int(text):
             raise UsageError(f"{name} must be a whole number that is not negative, got {text}")
         return int(text)
     match = _COUNT_RE.match(str(text))
     if not match:
         raise UsageError(f"cannot read {name} '{text}': use a whole number, optionally with k, M or B (e.g. 5M)")
-    return round(float(match.group(1)) * _COUNT_UNITS[match.group(2).lower()])
+    return round(_finite(float(match.group(1)) * _COUNT_UNITS[match.group(2).lower()], name, text))
 
 
 def parse_duration(text: str | int | float) -> float:
@@ -64,8 +72,8 @@ def parse_duration(text: str | int | float) -> float:
         if not match or match.group(2) not in _DURATION_UNITS:
             raise UsageError(f"cannot read duration '{text}': use e.g. 90s, 20m, 1.5h")
         seconds = float(match.group(1)) * _DURATION_UNITS[match.group(2)]
-    if seconds <= 0:
-        raise UsageError(f"duration must be positive: {text}")
+    if not math.isfinite(seconds) or seconds <= 0:
+        raise UsageError(f"duration must be a finite positive number of seconds: {str(text)[:40]}")
     return seconds
 
 

@@ -25,6 +25,7 @@ from compressor.loaders import LoaderOptions
 from compressor.measure.inputs import make_inputs
 from compressor.measure.quality import Fidelity, fidelity, looks_like_classifier
 from compressor.measure.runner import RunOptions, open_session, run_batches
+from compressor.outputs import full_disk_error, write_error
 from compressor.passes import Pass, PassConfig, PassContext, PassResult, ProgressFactory, get_pass, no_progress
 from compressor.plugins import get_registry
 
@@ -245,7 +246,10 @@ def run_pipeline(
         workdir.mkdir(parents=True)
         set_activity(f"running pass '{step.name}' (step {index} of {len(steps)})")
         log(f"[{index}/{len(steps)}] {step.name}" + (" (inserted conversion)" if step.inserted else ""))
-        result, report = _run_and_verify(step, current, workdir, dataset, options, run, log, progress)
+        try:
+            result, report = _run_and_verify(step, current, workdir, dataset, options, run, log, progress)
+        except PassError as exc:  # a full disk often shows only as a tool failing on its own truncated file
+            raise (full_disk_error(workdir) or exc) from exc
         reports.append(report)
         current = result.artifact
         if cache is not None:
@@ -269,6 +273,7 @@ def _run_and_verify(
     started = time.perf_counter()
     result = _run_step(step, current, ctx)
     seconds = time.perf_counter() - started
+    set_activity(f"verifying the output of pass '{step.name}'")
     batches = reference_batches(current, dataset, options.shapes)
     labelled = dataset is not None and dataset.labels is not None
     measured = verify(step.name, current, result.artifact, batches, run, labelled)
@@ -299,6 +304,10 @@ def _run_step(step: Step, artifact: Artifact, ctx: PassContext) -> PassResult:
     except (KeyboardInterrupt, MemoryError):
         raise
     except Exception as exc:
+        # Disk full, read-only...: the output's problem, not the pass's.
+        written = write_error(exc, ctx.workdir) if isinstance(exc, OSError) else None
+        if written is not None:
+            raise written from exc
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
         raise PassError(step.name, f"{type(exc).__name__}: {first}" if first else type(exc).__name__) from exc
     if not result.artifact.path.exists():

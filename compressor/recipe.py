@@ -49,18 +49,20 @@ class _LimitedLoader(yaml.SafeLoader):
 def parse_yaml(text: str, source: str) -> Any:
     if len(text.encode()) > MAX_RECIPE_BYTES:
         raise RecipeError(f"recipe {source} is larger than {MAX_RECIPE_BYTES // 1000} KB")
-    loader = _LimitedLoader(text)
+    loader = None
     try:
+        loader = _LimitedLoader(text)  # the reader refuses control characters here, before parsing
         return loader.get_single_data()
     except RecipeError as exc:
         raise RecipeError(f"recipe {source}: {exc.message}") from None
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f" at line {mark.line + 1}" if mark else ""
-        problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
+        problem = getattr(exc, "problem", None) or getattr(exc, "reason", None) or str(exc).splitlines()[0]
         raise RecipeError(f"recipe {source} is not valid YAML{where}: {problem}") from None
     finally:
-        loader.dispose()
+        if loader is not None:
+            loader.dispose()
 
 
 class PassEntry(BaseModel):

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import os
 import shutil
 from dataclasses import dataclass, replace
 from pathlib import Path
 
 from compressor.artifacts import Artifact, artifact_files, write_sidecar
 from compressor.data import Dataset
+from compressor.limits import set_activity
 from compressor.loaders import LoaderOptions
 from compressor.measure.runner import RunOptions
 from compressor.outputs import check_output_path, publish, staging_dir
@@ -46,12 +48,16 @@ def compress(
 
 def save_artifact(artifact: Artifact, target: Path) -> Artifact:
     """Write ``artifact`` at ``target``: an ONNX file when ``target`` ends in .onnx, else a folder."""
+    set_activity(f"writing {target}")
     with staging_dir(target) as stage:
         if artifact.format == "onnx" and target.suffix == ".onnx":
             from compressor.onnx_io import copy_model
 
             staged = copy_model(artifact.path, stage / target.name, artifact.lineage)
-            for data_file in artifact_files(staged)[1:]:
+            data_files = artifact_files(staged)[1:]
+            if data_files and target.exists():  # never the old model over the new data: the old one goes first
+                os.replace(target, stage / f"old-{target.name}")
+            for data_file in data_files:
                 publish(data_file, target.parent / data_file.name)
             publish(staged, target)
             return replace(artifact, path=target.resolve())

@@ -691,7 +691,401 @@ OUTPUT_CASES = [
     ),
 ]
 
-ALL_CASES = [*MODEL_CASES, *RECIPE_CASES, *DATA_CASES, *OPTION_CASES, *OUTPUT_CASES]
+# --- bad inputs for the plugins' loaders ---------------------------------------------------------------------
+# Each plugin's own tests cover its headline refusals (pickles, untrusted skops types, Lambda layers, a state
+# dict given as a model, a SavedModel without a signature, unusable Hugging Face folders...); these are the
+# malformed files those tests do not build. A case whose plugin is not installed is skipped.
+
+
+@dataclass(frozen=True)
+class PluginCase(Case):
+    #: The importable module the case needs (the plugin, or the library that builds its input).
+    needs: tuple[str, ...] = ()
+
+
+def random_file(name: str, size: int = 2048, head: bytes = b"") -> Callable[[Path], Path]:
+    def make(ws: Path) -> Path:
+        path = ws / name
+        path.write_bytes(head + np.random.default_rng(len(name)).bytes(size))
+        return path
+
+    return make
+
+
+def empty_file(name: str) -> Callable[[Path], Path]:
+    def make(ws: Path) -> Path:
+        path = ws / name
+        path.write_bytes(b"")
+        return path
+
+    return make
+
+
+def text_file(name: str, text: str) -> Callable[[Path], Path]:
+    def make(ws: Path) -> Path:
+        path = ws / name
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(textwrap.dedent(text).lstrip())
+        return path
+
+    return make
+
+
+def zip_file(name: str, entries: dict[str, bytes], truncate: bool = False) -> Callable[[Path], Path]:
+    def make(ws: Path) -> Path:
+        path = ws / name
+        with zipfile.ZipFile(path, "w") as archive:
+            for entry, data in entries.items():
+                archive.writestr(entry, data)
+        if truncate:
+            os.truncate(path, path.stat().st_size // 2)
+        return path
+
+    return make
+
+
+def truncated_torchscript(ws: Path) -> Path:
+    import torch
+
+    path = ws / "model.ts"
+    torch.jit.save(torch.jit.script(torch.nn.Linear(4, 3)), str(path))
+    os.truncate(path, path.stat().st_size // 2)
+    return path
+
+
+def truncated_pt2(ws: Path) -> Path:
+    import torch
+
+    path = ws / "model.pt2"
+    torch.export.save(torch.export.export(torch.nn.Linear(4, 3), (torch.zeros(2, 4),)), str(path))
+    os.truncate(path, path.stat().st_size // 2)
+    return path
+
+
+def factory(ws: Path, source: str, name: str = "build") -> str:
+    text_file("factory.py", source)(ws)
+    return f"{ws / 'factory.py'}:{name}"
+
+
+LINEAR = "from torch import nn\n\ndef build():\n    return nn.Linear(4, 3)\n"
+
+
+def torch_folder_without_file(ws: Path) -> Path:
+    folder = ws / "torch-folder"
+    folder.mkdir()
+    sidecar = {"version": 1, "path": "model.ts", "format": "torch", "extra": {"torch.kind": "torchscript",
+               "torch.file": "model.ts"}}  # fmt: skip
+    (folder / "artifact.json").write_text(json.dumps(sidecar))
+    return folder
+
+
+def truncated_skops(ws: Path) -> Path:
+    import skops.io as sio
+    from sklearn.linear_model import LogisticRegression
+
+    x = np.random.default_rng(0).standard_normal((20, 4))
+    path = ws / "model.skops"
+    sio.dump(LogisticRegression().fit(x, (x[:, 0] > 0).astype(int)), path)
+    os.truncate(path, path.stat().st_size // 2)
+    return path
+
+
+def pickled(name: str, value: object) -> Callable[[Path], Path]:
+    def make(ws: Path) -> Path:
+        import pickle
+
+        path = ws / name
+        path.write_bytes(pickle.dumps(value))
+        return path
+
+    return make
+
+
+def truncated_lightgbm(ws: Path) -> Path:
+    import lightgbm
+
+    x = np.random.default_rng(0).standard_normal((40, 4))
+    booster = lightgbm.train({"objective": "binary", "verbose": -1, "num_leaves": 3},
+                             lightgbm.Dataset(x, (x[:, 0] > 0).astype(int)), num_boost_round=3)  # fmt: skip
+    path = ws / "model.txt"
+    text = booster.model_to_string()
+    path.write_text(text[: len(text) // 2])
+    return path
+
+
+def savedmodel(pb: bytes) -> Callable[[Path], Path]:
+    def make(ws: Path) -> Path:
+        folder = ws / "saved"
+        folder.mkdir()
+        (folder / "saved_model.pb").write_bytes(pb)
+        return folder
+
+    return make
+
+
+def hf_folder(config: str, files: dict[str, bytes] | None = None) -> Callable[[Path], Path]:
+    def make(ws: Path) -> Path:
+        folder = ws / "hf"
+        folder.mkdir()
+        (folder / "config.json").write_text(config)
+        for name, data in (files or {}).items():
+            (folder / name).write_bytes(data)
+        return folder
+
+    return make
+
+
+VOCAB = b"[PAD]\n[UNK]\n[CLS]\n[SEP]\n[MASK]\nhello\n"
+BERT = json.dumps({"model_type": "bert", "architectures": ["BertModel"], "vocab_size": 100, "hidden_size": 8,
+                   "num_hidden_layers": 1, "num_attention_heads": 2, "intermediate_size": 8})  # fmt: skip
+
+
+def plugin_case(
+    id: str, make: Callable[[Path], object], code: ExitCode, fragments: tuple[str, ...], needs: tuple[str, ...],
+    command: Callable[[object, Path], list[object]] = lambda model, ws: ["inspect", model],
+) -> PluginCase:  # fmt: skip
+    return PluginCase(id, lambda ws: command(make(ws), ws), code, fragments, needs=needs)
+
+
+TORCH = ("compressor_torch",)
+SKLEARN = ("compressor_sklearn", "skops")
+TF = ("compressor_tensorflow",)
+HF = ("compressor_transformers",)
+TRT = ("compressor_tensorrt",)
+with_shape = lambda model, ws: ["inspect", model, "--shape", "x=1x4"]  # noqa: E731
+trusted = lambda model, ws: ["inspect", model, "--trust-pickle"]  # noqa: E731
+PLUGIN_CASES = [
+    plugin_case("torch-empty-pt", empty_file("model.pt"), ExitCode.INPUT_ERROR, ("model.pt", "empty"), TORCH),
+    plugin_case("torch-random-pt", random_file("model.pt"), ExitCode.INPUT_ERROR, ("not a pytorch file",), TORCH),
+    plugin_case(
+        "torch-random-pt-trusted",
+        random_file("model.pt"),
+        ExitCode.INPUT_ERROR,
+        ("not a pytorch file",),
+        TORCH,
+        trusted,
+    ),
+    plugin_case(
+        "torch-truncated-torchscript",
+        truncated_torchscript,
+        ExitCode.INPUT_ERROR,
+        ("model.ts", "truncated or corrupt archive"),
+        TORCH,
+        with_shape,
+    ),
+    plugin_case(
+        "torch-zip-without-code",
+        zip_file("model.ts", {"a/data.pkl": b"junk"}),
+        ExitCode.INPUT_ERROR,
+        ("model.ts", "refused"),
+        TORCH,
+    ),
+    plugin_case(
+        "torch-random-pt2",
+        random_file("model.pt2"),
+        ExitCode.INPUT_ERROR,
+        ("model.pt2", "not a torch.export archive"),
+        TORCH,
+    ),
+    plugin_case(
+        "torch-truncated-pt2", truncated_pt2, ExitCode.INPUT_ERROR, ("model.pt2", "not a torch.export archive"), TORCH
+    ),
+    plugin_case(
+        "torch-factory-syntax-error",
+        lambda ws: factory(ws, "def build(:\n"),
+        ExitCode.INPUT_ERROR,
+        ("factory.py", "SyntaxError"),
+        TORCH,
+        with_shape,
+    ),
+    plugin_case(
+        "torch-factory-name-missing",
+        lambda ws: factory(ws, LINEAR, "nope"),
+        ExitCode.INPUT_ERROR,
+        ("has no attribute 'nope'",),
+        TORCH,
+        with_shape,
+    ),
+    plugin_case(
+        "torch-factory-raises",
+        lambda ws: factory(ws, "def build():\n    raise RuntimeError('boom')\n"),
+        ExitCode.INPUT_ERROR,
+        ("raised RuntimeError: boom",),
+        TORCH,
+        with_shape,
+    ),
+    plugin_case(
+        "torch-weights-missing",
+        lambda ws: factory(ws, LINEAR),
+        ExitCode.INPUT_ERROR,
+        ("weights file not found",),
+        TORCH,
+        lambda model, ws: ["inspect", model, "--shape", "x=1x4", "--weights", ws / "missing.safetensors"],
+    ),
+    plugin_case(
+        "torch-weights-corrupt-safetensors",
+        lambda ws: factory(ws, LINEAR),
+        ExitCode.INPUT_ERROR,
+        ("w.safetensors", "not a readable safetensors file"),
+        TORCH,
+        lambda model, ws: ["inspect", model, "--shape", "x=1x4", "--weights", random_file("w.safetensors")(ws)],
+    ),
+    plugin_case(
+        "torch-folder-without-its-file",
+        torch_folder_without_file,
+        ExitCode.INPUT_ERROR,
+        ("model.ts", "is missing"),
+        TORCH,
+    ),
+    plugin_case(
+        "sklearn-empty-skops", empty_file("model.skops"), ExitCode.INPUT_ERROR, ("model.skops", "empty"), SKLEARN
+    ),
+    plugin_case(
+        "sklearn-random-skops",
+        random_file("model.skops"),
+        ExitCode.INPUT_ERROR,
+        ("not a readable .skops file",),
+        SKLEARN,
+    ),
+    plugin_case(
+        "sklearn-truncated-skops", truncated_skops, ExitCode.INPUT_ERROR, ("not a readable .skops file",), SKLEARN
+    ),
+    plugin_case(
+        "sklearn-skops-without-schema",
+        zip_file("model.skops", {"x.npy": b"junk"}),
+        ExitCode.INPUT_ERROR,
+        ("not a readable .skops file", "schema.json"),
+        SKLEARN,
+    ),
+    plugin_case(
+        "sklearn-random-joblib-trusted",
+        random_file("model.joblib"),
+        ExitCode.INPUT_ERROR,
+        ("model.joblib", "could not be unpickled"),
+        SKLEARN,
+        trusted,
+    ),
+    plugin_case(
+        "sklearn-pickle-of-a-dict-trusted",
+        pickled("model.pkl", {"not": "a model"}),
+        ExitCode.INPUT_ERROR,
+        ("builtins.dict", "not a fitted estimator"),
+        SKLEARN,
+        trusted,
+    ),
+    plugin_case(
+        "xgboost-empty-ubj",
+        empty_file("model.ubj"),
+        ExitCode.INPUT_ERROR,
+        ("model.ubj", "empty"),
+        ("compressor_sklearn", "xgboost"),
+    ),
+    plugin_case(
+        "xgboost-json-without-a-model",
+        text_file("model.json", '{"learner": {}}'),
+        ExitCode.INPUT_ERROR,
+        ("not a valid xgboost model",),
+        ("compressor_sklearn", "xgboost"),
+    ),
+    plugin_case(
+        "lightgbm-truncated",
+        truncated_lightgbm,
+        ExitCode.INPUT_ERROR,
+        ("not a valid lightgbm model", "truncated"),
+        ("compressor_sklearn", "lightgbm"),
+    ),
+    plugin_case(
+        "lightgbm-header-only",
+        text_file("model.lgb", "tree\n"),
+        ExitCode.INPUT_ERROR,
+        ("not a valid lightgbm model",),
+        ("compressor_sklearn", "lightgbm"),
+    ),
+    plugin_case(
+        "keras-empty",
+        empty_file("model.keras"),
+        ExitCode.INPUT_ERROR,
+        ("model.keras", "not a loadable keras model"),
+        TF,
+    ),
+    plugin_case(
+        "keras-zip-without-config",
+        zip_file("model.keras", {"model.weights.h5": b"junk"}),
+        ExitCode.INPUT_ERROR,
+        ("not a loadable keras model", "config.json"),
+        TF,
+    ),
+    plugin_case(
+        "keras-config-not-json",
+        zip_file("model.keras", {"config.json": b"{not json", "metadata.json": b"{}"}),
+        ExitCode.INPUT_ERROR,
+        ("not a loadable keras model", "JSONDecodeError"),
+        TF,
+    ),
+    plugin_case(
+        "savedmodel-empty-pb", savedmodel(b""), ExitCode.INPUT_ERROR, ("saved", "not a loadable savedmodel"), TF
+    ),
+    plugin_case(
+        "savedmodel-random-pb",
+        savedmodel(np.random.default_rng(2).bytes(4096)),
+        ExitCode.INPUT_ERROR,
+        ("not a loadable savedmodel", "cannot parse"),
+        TF,
+    ),
+    plugin_case(
+        "hf-config-is-a-list", hf_folder("[1, 2]"), ExitCode.INPUT_ERROR, ("config.json", "not a json object"), HF
+    ),
+    plugin_case(
+        "hf-corrupt-safetensors",
+        hf_folder(BERT, {"model.safetensors": b"\x10\x00\x00\x00\x00\x00\x00\x00{not json}", "vocab.txt": VOCAB}),
+        ExitCode.INPUT_ERROR,
+        ("cannot be loaded", "safetensor"),
+        HF,
+        lambda model, ws: ["bench", model, *FAST],
+    ),
+    plugin_case(
+        "hf-corrupt-tokenizer",
+        hf_folder(BERT, {"model.safetensors": b"", "tokenizer.json": b"{not json"}),
+        ExitCode.INPUT_ERROR,
+        ("tokenizer", "cannot be loaded"),
+        HF,
+    ),
+    plugin_case(
+        "trt-check-missing-file",
+        lambda ws: ws / "missing.onnx",
+        ExitCode.INPUT_ERROR,
+        ("model not found",),
+        TRT,
+        lambda model, ws: ["trt-check", model],
+    ),
+    plugin_case(
+        "trt-check-truncated-onnx",
+        truncated_onnx,
+        ExitCode.INPUT_ERROR,
+        ("not a valid onnx model",),
+        TRT,
+        lambda model, ws: ["trt-check", model],
+    ),
+    plugin_case(
+        "trt-check-empty-onnx",
+        empty_onnx,
+        ExitCode.INPUT_ERROR,
+        ("empty (0 bytes)",),
+        TRT,
+        lambda model, ws: ["trt-check", model],
+    ),
+    plugin_case(
+        "trt-check-folder",
+        folder_without_model,
+        ExitCode.INPUT_ERROR,
+        ("is a directory",),
+        TRT,
+        lambda model, ws: ["trt-check", model],
+    ),
+]
+
+
+ALL_CASES = [*MODEL_CASES, *RECIPE_CASES, *DATA_CASES, *OPTION_CASES, *OUTPUT_CASES, *PLUGIN_CASES]
 
 
 def test_case_ids_are_unique() -> None:
@@ -708,6 +1102,8 @@ def ws(digits_dir: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
 
 @pytest.mark.parametrize("case", ALL_CASES, ids=lambda case: case.id)
 def test_bad_input_fails_cleanly(case: Case, cli, ws: Path) -> None:  # type: ignore[no-untyped-def]
+    for module in getattr(case, "needs", ()):
+        pytest.importorskip(module)
     args = case.build(ws)
     root = ws.parent  # the whole tmp_path: catches anything written beside the workspace too
     before = snapshot(root)

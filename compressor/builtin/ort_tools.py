@@ -44,11 +44,21 @@ def scratch_folder(workdir: Path) -> Iterator[Path]:
 
 
 def stage_input(artifact: Artifact, scratch: Path) -> Path:
-    """Link the model and its external data into ``scratch``, so tools write beside the link, not the input."""
+    """Stage the model in ``scratch``, so tools write beside the staged file, never beside the input.
+
+    The ``.onnx`` file is linked (symbolically); its external data files are copied, streamed file to file
+    (disk, not memory): onnx refuses external data reached through a symbolic link ("... but it is a symbolic
+    link") or a file with several hard links ("... potential hardlink attack"), so a link would make every
+    quantization of an external-data model fail.
+    """
     staged_dir = scratch / "input"
     staged_dir.mkdir(exist_ok=True)
-    for file in artifact_files(artifact.path):
-        os.symlink(file.resolve(), staged_dir / file.name)
+    model, *data_files = artifact_files(artifact.path)
+    os.symlink(model.resolve(), staged_dir / model.name)
+    for file in data_files:
+        target = staged_dir / file.relative_to(model.parent)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(file, target)
     return staged_dir / artifact.path.name
 
 

@@ -48,6 +48,11 @@ def cli(debug: bool) -> None:
     """Make trained models smaller and faster, and prove what it cost."""
 
 
+def _one_line(text: str) -> str:
+    """An error is one line, whatever it quotes (a value given with a line break in it, a tool's message)."""
+    return text.replace("\r", "\\r").replace("\n", "\\n")
+
+
 def _report_error(argv: list[str], code: ExitCode, message: str, hint: str | None, kind: str) -> None:
     from compressor.cli import console
 
@@ -55,9 +60,9 @@ def _report_error(argv: list[str], code: ExitCode, message: str, hint: str | Non
         command = next((a for a in argv if not a.startswith("-")), "compressor")
         error = {"type": kind, "message": message, "hint": hint}
         click.echo(dumps(envelope(command, None, code, error)), nl=False)
-    console.err.print(f"error: {message}", style="bold red", highlight=False, markup=False, soft_wrap=True)
+    console.err.print(f"error: {_one_line(message)}", style="bold red", highlight=False, markup=False, soft_wrap=True)
     if hint:
-        console.err.print(f"hint: {hint}", style="yellow", highlight=False, markup=False, soft_wrap=True)
+        console.err.print(f"hint: {_one_line(hint)}", style="yellow", highlight=False, markup=False, soft_wrap=True)
 
 
 def _os_error(exc: OSError) -> CompressorError:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import contextlib
-import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -17,7 +16,7 @@ from compressor.data import load_dataset
 from compressor.errors import ExitCode
 from compressor.loaders import load_model
 from compressor.measure.latency import LatencyPlan
-from compressor.outputs import check_output_path
+from compressor.outputs import check_output_path, scratch_dir
 from compressor.parsing import parse_duration, parse_int_list, parse_name_list, parse_percent
 from compressor.report.optimize import trials_table, verdict_table
 from compressor.report.table import to_markdown
@@ -51,10 +50,12 @@ class RichReporter(Reporter):
 @contextlib.contextmanager
 def _cache(cache_dir: Path | None, no_cache: bool):  # type: ignore[no-untyped-def]
     if no_cache:
-        with tempfile.TemporaryDirectory(prefix="compressor-nocache-") as tmp:
-            yield ResultCache(Path(tmp))
+        with scratch_dir("nocache") as tmp:
+            yield ResultCache(tmp)
     else:
-        yield ResultCache(cache_dir or default_cache_dir())
+        cache = ResultCache(cache_dir or default_cache_dir())
+        cache.remove_stale()  # what a killed run left half-written
+        yield cache
 
 
 @click.command()

@@ -48,8 +48,7 @@ def passages(count: int, longest: int = 12) -> list[str]:
     """``count`` texts of 1 to ``longest`` sample sentences: from one short sentence to a passage that fills
     128 tokens, as a real embedding workload mixes them."""
     return [
-        " ".join(SENTENCES[(start + k) % len(SENTENCES)] for k in range(1 + start % longest))
-        for start in range(count)
+        " ".join(SENTENCES[(start + k) % len(SENTENCES)] for k in range(1 + start % longest)) for start in range(count)
     ]
 
 

@@ -112,8 +112,22 @@ def read_xgboost(path: Path) -> Any:
     return booster
 
 
+def check_lightgbm_text(path: Path) -> None:
+    """Refuse a LightGBM text model that was cut short: LightGBM 4.7 reads past the end of one (a segfault,
+    in ``Booster._get_loaded_param``) instead of raising. Every model it writes ends its trees with
+    ``end of trees`` and its parameters, when present, with ``end of parameters``."""
+    try:
+        text = path.read_text(errors="strict")
+    except (UnicodeDecodeError, OSError) as exc:
+        raise ModelLoadError(f"{path.name} is not a valid LightGBM model: not a text model ({exc})") from exc
+    lines = {line.strip() for line in text.splitlines()}
+    if "end of trees" not in lines or ("parameters:" in lines and "end of parameters" not in lines):
+        raise ModelLoadError(f"{path.name} is not a valid LightGBM model: it is truncated (no 'end of trees')")
+
+
 def read_lightgbm(path: Path) -> Any:
     lgb = require("lightgbm", "loading LightGBM models")
+    check_lightgbm_text(path)
     try:
         return lgb.Booster(model_file=str(path))
     except lgb.basic.LightGBMError as exc:

@@ -26,9 +26,10 @@ class TorchLoader(Loader):
     formats = ("torch",)
     safety = (
         "module.py:factory runs your Python file (so does a factory-kind torch folder: it names the factory file); "
-        "weights are read as safetensors or with weights_only=True; "
-        "TorchScript runs its TorchScript program (no Python pickle); .pt2 programs load only when they hold raw "
-        "tensors; a pickled module (or a .pt2 with pickled entries) needs --trust-pickle"
+        "weights are read as safetensors or with weights_only=True; TorchScript runs its TorchScript program (no "
+        "Python), and one whose code names a file-system op (torch.save, torch.from_file) needs --trust-pickle; "
+        ".pt2 programs load only when they hold raw tensors and call no file-system op; a pickled module (or a "
+        ".pt2 with pickled entries) needs --trust-pickle"
     )
 
     def claims(self, ref: str) -> bool:
@@ -77,6 +78,8 @@ class TorchLoader(Loader):
         return Artifact(path, "torch", inputs, outputs, source=ref, extra=extra)
 
     def _torchscript(self, path: Path, options: LoaderOptions) -> Artifact:
+        if options.trust_pickle:
+            models.trust(path)
         module = models.load_torchscript(path)
         inputs = models.input_specs(models.input_names(module), options.shapes, options.dtypes)
         outputs = _probe_outputs(module, inputs, options, path.name)
@@ -92,6 +95,7 @@ class TorchLoader(Loader):
     def _pickled(self, path: Path, options: LoaderOptions) -> Artifact:
         import torch
 
+        _check_readable(path)
         try:
             with models.quiet():
                 content = torch.load(str(path), map_location="cpu", weights_only=True)
@@ -123,7 +127,7 @@ class TorchLoader(Loader):
         if artifact is None or artifact.format != "torch":
             raise ModelLoadError(f"{path} is not a torch artifact folder (no artifact.json with format 'torch')")
         data = models.manifest(artifact)
-        if data.kind in (models.PICKLE, models.EXPORTED) and options.trust_pickle and data.file:
+        if data.kind in (models.PICKLE, models.EXPORTED, models.TORCHSCRIPT) and options.trust_pickle and data.file:
             models.trust(models.resolve(artifact, data.file))
         loaded = models.open_model(artifact)  # validates: it must rebuild
         if options.shapes and any(models.is_wildcard(s) for s in artifact.inputs):
@@ -133,6 +137,20 @@ class TorchLoader(Loader):
         if not data.origin:
             artifact.extra[f"{models.MANIFEST}.origin"] = str(path.resolve())
         return artifact
+
+
+def _check_readable(path: Path) -> None:
+    """Empty, truncated and foreign files, told apart from pickles before anything reads them as one."""
+    import zipfile
+
+    with path.open("rb") as handle:
+        head = handle.read(4)
+    if not head:
+        raise ModelLoadError(f"{path.name} is empty (0 bytes), not a PyTorch model")
+    if head.startswith(b"PK") and not zipfile.is_zipfile(path):
+        raise ModelLoadError(f"{path.name} is a truncated or corrupt archive (a zip file that cannot be read)")
+    if not head.startswith(b"PK") and head[:1] != b"\x80":  # torch.save writes a zip; old format a pickle
+        raise ModelLoadError(f"{path.name} is not a PyTorch file (neither a zip archive nor a pickle)")
 
 
 def _file_artifact(path: Path, kind: str, inputs: list[Any], outputs: list[Any]) -> Artifact:

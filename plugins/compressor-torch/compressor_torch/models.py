@@ -414,9 +414,49 @@ def replay_structure(module: Any, history: list[Any], specs: list[TensorSpec]) -
         ) from exc
 
 
+#: TorchScript ops that touch the file system (torch 2.13's op registry, every schema taking a file name):
+#: ``aten::save`` writes a file, ``aten::from_file`` reads one (and with ``shared=True`` writes through to
+#: it), ``debugprims::load_tensor`` reads one. TorchScript code can call them, in ``forward`` or in a
+#: ``__setstate__`` that ``torch.jit.load`` itself runs.
+TORCHSCRIPT_FILE_OPS = frozenset({"save", "from_file", "load_tensor"})
+
+
+def torchscript_file_ops(path: Path) -> list[str]:
+    """Where the TorchScript code in the archive at ``path`` names a file-system op (empty: it names none).
+
+    The archive's ``code/`` files are the program's source, read as Python tokens: a name (or a string, for
+    ``getattr``) equal to one of :data:`TORCHSCRIPT_FILE_OPS` anywhere in it counts, however it is spelled
+    (``torch.save``, ``ops.aten.save``, split across lines). Code that does not tokenize counts as well.
+    """
+    import tokenize
+
+    found = []
+    with zipfile.ZipFile(path) as archive:
+        for name in archive.namelist():
+            if "/code/" not in f"/{name}" or not name.endswith(".py"):
+                continue
+            text = archive.read(name).decode("utf-8", errors="replace")
+            try:
+                tokens = list(tokenize.generate_tokens(io.StringIO(text).readline))
+            except (tokenize.TokenError, SyntaxError):
+                found.append(f"{name} (does not tokenize)")
+                continue
+            for token in tokens:
+                value = token.string.strip("'\"") if token.type == tokenize.STRING else token.string
+                if token.type in (tokenize.NAME, tokenize.STRING) and value in TORCHSCRIPT_FILE_OPS:
+                    found.append(f"{value} in {name.rpartition('/code/')[2] or name} line {token.start[0]}")
+    return found
+
+
 def load_torchscript(path: Path) -> Any:
     import torch
 
+    if not is_trusted(path) and (risky := torchscript_file_ops(path)):
+        raise ModelLoadError(
+            f"{path.name} is TorchScript whose code calls file-system ops ({_listed(risky, 3)}): loading or "
+            "running it can read or write files, so it is refused without --trust-pickle",
+            hint="rerun with --trust-pickle if you trust where the file came from",
+        )
     try:
         return torch.jit.load(str(path), map_location="cpu").eval()
     except Exception as exc:
@@ -468,6 +508,31 @@ def pt2_pickled_entries(path: Path) -> list[str]:
     return risky
 
 
+def pt2_file_ops(path: Path) -> list[str]:
+    """Nodes of a .pt2 archive's graphs whose target is a file-system op (:data:`TORCHSCRIPT_FILE_OPS`)."""
+    found: list[str] = []
+
+    def walk(value: Any, where: str) -> None:
+        if isinstance(value, dict):
+            target = value.get("target")
+            if isinstance(target, str) and TORCHSCRIPT_FILE_OPS & set(re.split(r"[.:]+", target)):
+                found.append(f"{target} in {where}")
+            for item in value.values():
+                walk(item, where)
+        elif isinstance(value, list):
+            for item in value:
+                walk(item, where)
+
+    with zipfile.ZipFile(path) as archive:
+        for name in archive.namelist():
+            if re.match(r"^[^/]+/models/[^/]+\.json$", name):
+                try:
+                    walk(json.loads(archive.read(name)), name.rpartition("/")[2])
+                except ValueError:
+                    found.append(f"{name} (not JSON)")
+    return found
+
+
 def load_exported(path: Path, trusted: bool) -> Any:
     import torch
 
@@ -478,6 +543,13 @@ def load_exported(path: Path, trusted: bool) -> Any:
         raise ModelLoadError(
             f"{path.name} holds pickled entries ({_listed(risky, 3)}): loading it runs pickle, which can execute "
             "arbitrary code",
+            hint="rerun with --trust-pickle if you trust where the file came from",
+        )
+    file_ops = pt2_file_ops(path)
+    if file_ops and not trusted:
+        raise ModelLoadError(
+            f"{path.name} is a program calling file-system ops ({_listed(file_ops, 3)}): running it can read or "
+            "write files, so it is refused without --trust-pickle",
             hint="rerun with --trust-pickle if you trust where the file came from",
         )
     try:
@@ -537,6 +609,7 @@ def save_model(loaded: Loaded, data: Manifest, folder: Path) -> Manifest:
     target = folder / FILE_NAMES[loaded.kind]
     if loaded.kind == TORCHSCRIPT:
         torch.jit.save(loaded.module, str(target))
+        trust(target)  # written from a module this process loaded: checked, or trusted by the user
     elif loaded.kind == EXPORTED:
         with _quiet():
             torch.export.save(loaded.program, str(target))
