@@ -25,6 +25,8 @@ from typing import Any
 # not spin, or they steal the CPU from the next model timed (compressor-sklearn sets the same default).
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
+from results_io import write_results
+
 from compressor.artifacts import Artifact
 from compressor.data import load_dataset
 from compressor.loaders import LoaderOptions, load_model
@@ -32,7 +34,6 @@ from compressor.measure.latency import LatencyPlan
 from compressor.measure.runner import RunOptions
 from compressor.measure.suite import MeasureSettings, measure_models
 from compressor.pipeline import make_steps
-from compressor.report.envelope import dumps, envelope
 from compressor.report.measurement import tradeoff_table
 from compressor.report.table import to_markdown
 from compressor.workflow import compress
@@ -137,10 +138,7 @@ def main() -> None:
             results[group["model"].name], markdown = bench_group(group, workdir, plan, args.threads)
             sections.append(markdown.replace(f"{workdir}/", ""))
             print(sections[-1])
-    args.out.mkdir(parents=True, exist_ok=True)
-    (args.out / "frameworks.json").write_text(dumps(envelope("benchmarks/frameworks", results)))
-    (args.out / "frameworks.md").write_text("\n".join(sections))
-    print(f"wrote {args.out / 'frameworks.json'} and {args.out / 'frameworks.md'}", file=sys.stderr)
+    write_results(args.out, "frameworks", results, "\n".join(sections))
 
 
 if __name__ == "__main__":

@@ -32,13 +32,14 @@ from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
 
+from results_io import write_results  # noqa: E402
+
 from compressor.data import load_dataset  # noqa: E402
 from compressor.loaders import LoaderOptions, load_model  # noqa: E402
 from compressor.measure.latency import LatencyPlan  # noqa: E402
 from compressor.measure.runner import RunOptions  # noqa: E402
 from compressor.measure.suite import MeasureSettings, measure_models  # noqa: E402
 from compressor.pipeline import make_steps  # noqa: E402
-from compressor.report.envelope import dumps, envelope  # noqa: E402
 from compressor.report.measurement import tradeoff_table  # noqa: E402
 from compressor.report.table import to_markdown  # noqa: E402
 from compressor.workflow import compress  # noqa: E402
@@ -169,9 +170,7 @@ def main() -> None:
     print("\n".join(summary))
     results["checks"] = summary
     args.out.mkdir(parents=True, exist_ok=True)
-    (args.out / "inc.json").write_text(dumps(envelope("benchmarks/inc", results)))
-    (args.out / "inc.md").write_text("\n".join(sections) + "\n" + "\n".join(f"- {s}" for s in summary) + "\n")
-    print(f"wrote {args.out / 'inc.json'} and {args.out / 'inc.md'}", file=sys.stderr)
+    write_results(args.out, "inc", results, "\n".join(sections) + "\n" + "\n".join(f"- {s}" for s in summary))
 
 
 if __name__ == "__main__":

@@ -21,6 +21,8 @@ import time
 from pathlib import Path
 from typing import Any
 
+from results_io import write_results
+
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "examples" / "minilm"))
 
@@ -100,11 +102,7 @@ def main() -> None:
         *rows,
     ])  # fmt: skip
     print(table)
-    args.out.mkdir(parents=True, exist_ok=True)
-    (args.out / "optimize.md").write_text(table + "\n")
-    from compressor.report.envelope import dumps, envelope
-
-    (args.out / "optimize.json").write_text(dumps(envelope("benchmarks/optimize", results)))
+    write_results(args.out, "optimize", results, table)
 
 
 if __name__ == "__main__":

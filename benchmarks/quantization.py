@@ -18,13 +18,14 @@ from typing import Any
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "examples" / "minilm"))
 
+from results_io import write_results  # noqa: E402
+
 from compressor.data import load_dataset  # noqa: E402
 from compressor.loaders import load_model  # noqa: E402
 from compressor.measure.latency import LatencyPlan  # noqa: E402
 from compressor.measure.runner import RunOptions  # noqa: E402
 from compressor.measure.suite import MeasureSettings, measure_models  # noqa: E402
 from compressor.pipeline import make_steps  # noqa: E402
-from compressor.report.envelope import dumps, envelope  # noqa: E402
 from compressor.report.measurement import tradeoff_table  # noqa: E402
 from compressor.report.table import to_markdown  # noqa: E402
 from compressor.workflow import compress  # noqa: E402
@@ -87,10 +88,7 @@ def main() -> None:
             results[name], markdown = bench_model(name, Path(tmp), plan, args.threads)
             sections.append(markdown)
             print(markdown)
-    args.out.mkdir(parents=True, exist_ok=True)
-    (args.out / "quantization.json").write_text(dumps(envelope("benchmarks/quantization", results)))
-    (args.out / "quantization.md").write_text("\n".join(sections))
-    print(f"wrote {args.out / 'quantization.json'} and {args.out / 'quantization.md'}", file=sys.stderr)
+    write_results(args.out, "quantization", results, "\n".join(sections))
 
 
 if __name__ == "__main__":

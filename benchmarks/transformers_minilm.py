@@ -39,6 +39,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "examples" / "minilm"))
 
 import numpy as np  # noqa: E402
+from results_io import write_results  # noqa: E402
 
 from compressor.artifacts import Artifact  # noqa: E402
 from compressor.data import Dataset  # noqa: E402
@@ -47,7 +48,6 @@ from compressor.measure.latency import LatencyPlan  # noqa: E402
 from compressor.measure.runner import RunOptions  # noqa: E402
 from compressor.measure.suite import MeasureSettings, measure_models  # noqa: E402
 from compressor.pipeline import make_steps  # noqa: E402
-from compressor.report.envelope import dumps, envelope  # noqa: E402
 from compressor.report.measurement import tradeoff_table  # noqa: E402
 from compressor.report.table import Table, to_markdown  # noqa: E402
 from compressor.workflow import compress  # noqa: E402
@@ -294,9 +294,7 @@ def main() -> None:
     sections.append(to_markdown([softmax]))
     print(sections[-1])
     args.out.mkdir(parents=True, exist_ok=True)
-    (args.out / "transformers_minilm.json").write_text(dumps(envelope("benchmarks/transformers_minilm", results)))
-    (args.out / "transformers_minilm.md").write_text("\n".join(sections))
-    print(f"wrote {args.out / 'transformers_minilm.json'} and {args.out / 'transformers_minilm.md'}", file=sys.stderr)
+    write_results(args.out, "transformers_minilm", results, "\n".join(sections))
 
 
 if __name__ == "__main__":

@@ -28,7 +28,7 @@ from compressor.pyref import call_reference, is_reference
 from compressor.search import sensitivity
 from compressor.search.executors import Executor
 from compressor.search.pareto import Point, best, pareto_front
-from compressor.search.space import Candidate, candidates, deployment_steps
+from compressor.search.space import Candidate, candidates, deployment_steps, final_format
 from compressor.search.trials import FAILED, MEETS, REJECTED, OptimizeResult, Trial
 from compressor.search.worker import BuildResult, BuildTask, evaluation_outputs
 
@@ -155,6 +155,7 @@ class Search:
         calibration = load_dataset(inputs.data_ref, inputs.source) if inputs.data_ref else None
         self.data_key = dataset_hash(calibration)
         self.trials: list[Trial] = []
+        self.export = Candidate(())
         self.stopped = ""
         self.verdict = ""
 
@@ -175,7 +176,7 @@ class Search:
         return True
 
     # -- building ---------------------------------------------------------------------------------
-    def _task(self, index: int, candidate: Candidate) -> BuildTask:
+    def _task(self, index: int, candidate: Candidate, evaluate: bool = True) -> BuildTask:
         return BuildTask(
             index=index,
             source=self.inputs.source_ref,
@@ -187,6 +188,7 @@ class Search:
             cache_dir=str(self.cache.root),
             device=self.settings.device,
             threads=self.settings.threads or self.executor.threads_per_job(),
+            evaluate=evaluate,
         )
 
     def _trial_key(self, candidate: Candidate) -> str:
@@ -222,15 +224,16 @@ class Search:
                 set_activity(f"building candidate {index} ({candidate.label})")
                 trial = Trial(index, candidate.label, candidate.specs(), origin=origin, note=note)
                 self.trials.append(trial)
-                tasks[index] = (trial, candidate)
-            for result in self.executor.run([self._task(i, c) for i, (_, c) in tasks.items()]):
-                trial, candidate = tasks[result.index]
-                self._record(trial, candidate, result)
+                tasks[index] = (trial, candidate, self._cached_quality(candidate))
+            jobs = [self._task(i, c, evaluate=q is None) for i, (_, c, q) in tasks.items()]
+            for result in self.executor.run(jobs):
+                trial, candidate, cached_quality = tasks[result.index]
+                self._record(trial, candidate, result, cached_quality)
                 made.append(trial)
                 self.reporter.trial_done(trial, len(self.trials), total, self.leader(), self.time_left())
         return sorted(made, key=lambda t: t.index)
 
-    def _record(self, trial: Trial, candidate: Candidate, result: BuildResult) -> None:
+    def _record(self, trial: Trial, candidate: Candidate, result: BuildResult, cached_quality: float | None) -> None:
         trial.seconds, trial.steps, trial.cached = result.seconds, result.steps, result.cached
         if result.error is not None or result.artifact is None:
             trial.status, trial.error = FAILED, result.error or "no output"
@@ -240,7 +243,7 @@ class Search:
             trial.last_input = Artifact.from_dict(result.last_input, Path(result.last_input["path"]))
         trial.size_bytes = total_size(trial.artifact.path)
         try:
-            trial.quality = self.quality(result.outputs or [])
+            trial.quality = cached_quality if cached_quality is not None else self._score(candidate, result.outputs)
         except (ValueError, InputError) as exc:  # a metric that fails on one candidate fails that trial only
             trial.status, trial.error = FAILED, f"cannot score it: {getattr(exc, 'message', exc)}"
             return
@@ -267,7 +270,7 @@ class Search:
         for trial in sorted(failed, key=lambda t: t.drop or 0.0)[:FALLBACK_CANDIDATES]:
             if not self.may_build() or trial.last_input is None or trial.last_input.format != "onnx":
                 continue
-            if not self._meets(trial.last_input):
+            if not self._float_meets(trial):
                 continue  # the model was already out of bounds before quantization: no block can fix that
             self.reporter.phase(f"finding sensitive blocks of {trial.label}")
             nodes = sensitivity.quantizable_nodes(trial.last_input.path)
@@ -280,13 +283,36 @@ class Search:
             )
             self._cumulative(trial, [g for _, g in gains])
 
-    def _meets(self, artifact: Artifact) -> bool:
-        """Whether ``artifact`` (e.g. the float model a quantization received) is within the constraint."""
-        run = RunOptions(device=self.settings.device, threads=self.settings.threads)
-        try:
-            value = self.quality(evaluation_outputs(artifact, self.inputs.evaluation, run))
-        except (CompressorError, ValueError):
-            return False
+    def _quality_key(self, candidate: Candidate) -> str:
+        return make_key(kind="quality", trial=self._trial_key(candidate), baseline=self._trial_key(self.export))
+
+    def _cached_quality(self, candidate: Candidate) -> float | None:
+        stored = self.cache.get_trial(self._quality_key(candidate)) or {}
+        value = stored.get("quality")
+        return float(value) if isinstance(value, (int, float)) else None
+
+    def _score(self, candidate: Candidate, outputs: list[np.ndarray] | None) -> float:
+        """Score a candidate's evaluation outputs and remember the score for a later identical search."""
+        value = self.quality(outputs or [])
+        self.cache.put_trial(self._quality_key(candidate), {"quality": value})
+        return value
+
+    def _float_meets(self, trial: Trial) -> bool:
+        """Whether the float model a quantization received (the candidate without its last pass) meets the
+        constraint; the baseline when the quantization was the only pass."""
+        head = trial.specs[:-1]
+        if not head or trial.last_input is None:
+            return True
+        final = final_format(self.inputs.source.format, head)
+        tail = (deployment_steps(final) or []) if final not in (None, "onnx") else []
+        prefix = Candidate.of([*head, *tail])
+        value = self._cached_quality(prefix)
+        if value is None:
+            run = RunOptions(device=self.settings.device, threads=self.settings.threads)
+            try:
+                value = self._score(prefix, evaluation_outputs(trial.last_input, self.inputs.evaluation, run))
+            except (CompressorError, ValueError):
+                return False
         return self.quality.drop(value) <= self.settings.max_drop + 1e-12
 
     def _cumulative(self, trial: Trial, ranked: list[list[str]]) -> None:
@@ -322,7 +348,8 @@ class Search:
     # -- the whole run ----------------------------------------------------------------------------
     def run(self) -> OptimizeResult:
         export = deployment_steps(self.inputs.source.format) or []
-        baseline = self._baseline(Candidate.of(export))
+        self.export = Candidate.of(export)
+        baseline = self._baseline(self.export)
         target = "onnx" if export else None
         found = candidates(self.inputs.source, set(self.settings.allowed_passes or ()) or None, target)
         if not found:

@@ -56,7 +56,7 @@ def _options(stage: str, artifact: Artifact, allowed: set[str] | None) -> list[t
     return options
 
 
-def _final_format(source_format: str, specs: list[tuple[str, dict[str, Any]]]) -> str | None:
+def final_format(source_format: str, specs: list[tuple[str, dict[str, Any]]]) -> str | None:
     """The format after ``specs`` (registered conversions inserted as needed), or None if one is unreachable."""
     from compressor.pipeline import _conversion_path
 
@@ -93,7 +93,7 @@ def candidates(artifact: Artifact, allowed: set[str] | None = None, target: str 
         specs = [option for option in combo if option is not None]
         if not specs or (chosen["recover"] and not chosen["prune"]):
             continue
-        final = _final_format(artifact.format, specs)
+        final = final_format(artifact.format, specs)
         if final is None:
             continue
         tail = deployment_steps(final, target) if target and final != target else []

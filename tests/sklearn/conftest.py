@@ -2,31 +2,21 @@
 
 from __future__ import annotations
 
-import importlib.util
 import os
 from dataclasses import dataclass
 from pathlib import Path
-from types import ModuleType
 
 import pytest
 
-from tests.conftest import ROOT
+from tests.conftest import ROOT, load_module
 
 pytest.importorskip("compressor_sklearn")
 # XGBoost and LightGBM are imported here (training) before the plugin could set it: idle OpenMP threads sleep.
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
 
-def load_example() -> ModuleType:
-    """examples/frameworks/train.py, under a name no other ``train`` module shadows."""
-    spec = importlib.util.spec_from_file_location("frameworks_example", ROOT / "examples" / "frameworks" / "train.py")
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-train = load_example()
+#: examples/frameworks/train.py, under a name no other ``train`` module shadows.
+train = load_module(ROOT / "examples" / "frameworks" / "train.py", "frameworks_example")
 
 #: Latency options that keep `compare` short.
 FAST = ("--min-runs", "3", "--min-time", "0", "--warmup", "1")

@@ -7,17 +7,15 @@ here before anything imports Keras. TF_CPP_MIN_LOG_LEVEL keeps TensorFlow's C++ 
 from __future__ import annotations
 
 import atexit
-import importlib.util
 import os
 import shutil
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
-from types import ModuleType
 
 import pytest
 
-from tests.conftest import ROOT
+from tests.conftest import ROOT, load_module
 
 if "KERAS_HOME" not in os.environ:
     _keras_home = tempfile.mkdtemp(prefix="keras-home-")
@@ -29,16 +27,8 @@ pytest.importorskip("compressor_tensorflow")
 FAST = ("--min-runs", "3", "--min-time", "0", "--warmup", "1")
 
 
-def load_example() -> ModuleType:
-    """examples/frameworks/train.py, under a name no other ``train`` module shadows."""
-    spec = importlib.util.spec_from_file_location("frameworks_example", ROOT / "examples" / "frameworks" / "train.py")
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-train = load_example()
+#: examples/frameworks/train.py, under a name no other ``train`` module shadows.
+train = load_module(ROOT / "examples" / "frameworks" / "train.py", "frameworks_example")
 
 
 @dataclass(frozen=True)
