@@ -1,17 +1,22 @@
-"""Resource limits: ``--timeout`` for long commands, and what the command is doing when it runs out.
+"""Resource limits and interruption: ``--timeout`` for long commands, and Ctrl-C.
 
-A timer thread ends the process when the time is up, even inside a long native call (a quantizer, a
-session build) that Python cannot interrupt: it reports the step in progress, removes this process's
-temporary files (outputs are published by rename, so nothing half-written is left at any target) and
-exits with ``ExitCode.TIMEOUT``.
+Both end the process the same way, even inside a long native call (a quantizer, a session build) that
+Python cannot interrupt: report what the command was doing, remove this process's temporary files
+(outputs are published by rename, so nothing half-written is left at any target) and exit with
+``ExitCode.TIMEOUT`` or ``ExitCode.INTERRUPTED``. Ctrl-C does not raise ``KeyboardInterrupt``: raised inside
+a native library's callback into Python (ONNX Runtime's calibration, pybind11) it aborts the interpreter.
 """
 
 from __future__ import annotations
 
+import contextlib
 import os
+import signal
 import sys
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from types import FrameType
+from typing import NoReturn
 
 from compressor.errors import ExitCode
 
@@ -19,12 +24,12 @@ _activity = "starting"
 _timer: threading.Timer | None = None
 
 
-def _print_error(message: str, hint: str) -> None:
-    print(f"error: {message}\nhint: {hint}", file=sys.stderr)
+def _print_error(code: ExitCode, message: str, hint: str | None) -> None:
+    print(f"error: {message}" + (f"\nhint: {hint}" if hint else ""), file=sys.stderr)
 
 
-#: How the timeout is reported (one error line, the JSON envelope with --json); the CLI sets it.
-report: Callable[[str, str], None] = _print_error
+#: How a timeout or an interruption is reported (one error line, the JSON envelope with --json); the CLI sets it.
+report: Callable[[ExitCode, str, str | None], None] = _print_error
 
 
 def set_activity(text: str) -> None:
@@ -53,13 +58,50 @@ def cancel_timeout() -> None:
         _timer = None
 
 
-def _expire(seconds: float) -> None:
+def end_process(code: ExitCode, message: str, hint: str | None) -> NoReturn:
+    """Report, stop the processes this one started (build workers, a local Ray instance), remove this
+    process's temporary files and exit with ``code`` at once."""
     from compressor.outputs import remove_active
 
     try:
-        report(f"timed out after {seconds:g} s while {_activity}", "give a larger --timeout; nothing was written")
+        report(code, message, hint)
         sys.stdout.flush()
         sys.stderr.flush()
     finally:
+        _kill_children()
         remove_active()
-        os._exit(int(ExitCode.TIMEOUT))
+        os._exit(int(code))
+
+
+def _kill_children() -> None:
+    """SIGKILL every descendant: they would outlive this process (Ray's agents do) or finish work for nobody."""
+    import psutil
+
+    with contextlib.suppress(psutil.Error):
+        descendants = psutil.Process().children(recursive=True)
+        for child in descendants:
+            with contextlib.suppress(psutil.Error):
+                child.kill()
+        psutil.wait_procs(descendants, timeout=5)
+
+
+def _expire(seconds: float) -> None:
+    end_process(ExitCode.TIMEOUT, f"timed out after {seconds:g} s while {_activity}",
+                "give a larger --timeout; nothing was written")  # fmt: skip
+
+
+def _interrupted(signum: int, frame: FrameType | None) -> None:
+    end_process(ExitCode.INTERRUPTED, "interrupted", None)
+
+
+@contextlib.contextmanager
+def interrupt_ends_process() -> Iterator[None]:
+    """While inside, Ctrl-C (SIGINT) ends the process like a timeout does, instead of raising."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    previous = signal.signal(signal.SIGINT, _interrupted)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, previous)

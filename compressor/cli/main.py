@@ -28,6 +28,9 @@ COMMANDS = {
     "plugins": "compressor.cli.plugins_cmd:plugins",
 }
 
+#: The error type an abrupt end (a timeout, Ctrl-C) reports in the JSON envelope.
+_ABRUPT_KINDS = {ExitCode.TIMEOUT: "CommandTimeout", ExitCode.INTERRUPTED: "Interrupted"}
+
 
 def _plugin_commands(group: click.Group) -> None:
     """Let plugins add their commands; runs only when a non-built-in command is used or commands are listed."""
@@ -77,9 +80,10 @@ def main(argv: list[str] | None = None) -> int:
     args = list(sys.argv[1:] if argv is None else argv)
     debug = "--debug" in args or os.environ.get("COMPRESSOR_DEBUG") == "1"
     args = [a for a in args if a != "--debug"]  # accepted anywhere on the line, not only before the command
-    limits.report = lambda message, hint: _report_error(args, ExitCode.TIMEOUT, message, hint, "CommandTimeout")
+    limits.report = lambda code, message, hint: _report_error(args, code, message, hint, _ABRUPT_KINDS[code])
     try:
-        result = cli.main(args=args, prog_name="compressor", standalone_mode=False)
+        with limits.interrupt_ends_process():
+            result = cli.main(args=args, prog_name="compressor", standalone_mode=False)
         code = ExitCode(result) if isinstance(result, int) else ExitCode.OK
     except click.exceptions.Exit as exc:
         code = ExitCode(exc.exit_code)

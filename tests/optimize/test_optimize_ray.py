@@ -6,6 +6,9 @@ from __future__ import annotations
 
 import json
 import os
+import signal
+import subprocess
+import sys
 import tempfile
 import time
 from dataclasses import replace
@@ -17,8 +20,9 @@ import pytest
 
 from compressor.cache import ResultCache, content_hash
 from compressor.cli.main import main
+from compressor.errors import ExitCode
 from compressor.search.worker import BuildTask, build_candidate
-from tests.conftest import file_digest
+from tests.conftest import ROOT, file_digest
 from tests.optimize.search_helpers import BASE, CALIB, FAST, MODEL, TEST, by_index, report
 
 pytest.importorskip("ray")
@@ -119,3 +123,29 @@ def test_pass_results_come_back_through_the_object_store(tmp_path: Path, monkeyp
     worker_cache = ResultCache(tmp_path / "worker-cache")
     assert ResultCache(driver_cache).stored_keys() == worker_cache.stored_keys() == {*results[1].keys, *results[2].keys}
     assert len(list((tmp_path / "worker-cache" / "inputs").iterdir())) == 3  # model, calibration and test data
+
+
+def test_ctrl_c_ends_a_ray_search_with_130_and_stops_every_ray_process(tmp_path: Path) -> None:
+    """Ray's agents do not share the driver's fate: an abrupt end must stop them itself."""
+    temp_dirs = ray_temp_dirs()
+    command = [sys.executable, "-m", "compressor", "optimize", *BASE, "--passes", "quantize.dynamic,quantize.static",
+               "--executor", "ray", "--jobs", "2", "--cache-dir", str(tmp_path / "cache"),
+               "-o", str(tmp_path / "out")]  # fmt: skip
+    proc = subprocess.Popen(command, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        driver, deadline = psutil.Process(proc.pid), time.monotonic() + 120
+        while not any("RuntimeEnvAgent" in p.name() for p in driver.children(recursive=True)):  # all of Ray is up
+            assert proc.poll() is None and time.monotonic() < deadline
+            time.sleep(0.1)
+        started = driver.children(recursive=True)
+        proc.send_signal(signal.SIGINT)
+        _, stderr = proc.communicate(timeout=60)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert proc.returncode == ExitCode.INTERRUPTED, stderr
+    assert "error: interrupted" in stderr and "Traceback" not in stderr
+    _, alive = psutil.wait_procs(started, timeout=10)  # Ray's agents outlive the driver unless it stops them
+    assert not alive, [p.name() for p in alive]
+    assert ray_temp_dirs() == temp_dirs
+    assert not (tmp_path / "out").exists()

@@ -15,6 +15,7 @@ import json
 import shutil
 import signal
 import subprocess
+import sys
 import time
 
 import pytest
@@ -159,3 +160,44 @@ def test_sigint_stops_cleanly_with_130_and_no_output(ws: Workspace, command: str
     assert list(out.parent.iterdir()) == []
     assert digest_tree(folder) == inputs
     assert strays(ws.root) == []
+
+
+#: Busy inside a callback the interpreter calls from C, whose exceptions it swallows (as a native library's
+#: callback into Python swallows them, or aborts on them: pybind11 inside ONNX Runtime's calibration).
+INSIDE_A_NATIVE_CALLBACK = """
+import sys, time, weakref
+from pathlib import Path
+from compressor import limits
+from compressor.outputs import scratch_dir
+
+def callback(_):
+    print("ready", flush=True)
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        pass
+
+class Model: ...
+
+with limits.interrupt_ends_process(), scratch_dir("probe", Path(sys.argv[1])):
+    model = Model()
+    finalizer = weakref.ref(model, callback)
+    del model
+print("still running after Ctrl-C")
+"""
+
+
+def test_sigint_inside_a_native_callback_still_ends_with_130(ws: Workspace) -> None:
+    proc = subprocess.Popen(
+        [sys.executable, "-c", INSIDE_A_NATIVE_CALLBACK, str(ws.tmp)],
+        env=ws.env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    try:
+        assert proc.stdout is not None and proc.stdout.readline() == "ready\n"
+        proc.send_signal(signal.SIGINT)
+        stdout, stderr = proc.communicate(timeout=30)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert proc.returncode == ExitCode.INTERRUPTED, stderr
+    assert "error: interrupted" in stderr and "still running" not in stdout
+    assert strays(ws.tmp) == []

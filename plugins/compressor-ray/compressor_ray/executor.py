@@ -25,6 +25,7 @@ import psutil
 from compressor.cache import ResultCache
 from compressor.errors import MissingDependencyError, UsageError
 from compressor.measure.runner import default_threads
+from compressor.outputs import track, untrack
 from compressor.search.executors import Executor
 from compressor.search.worker import BuildResult, BuildTask
 from compressor_ray import transport
@@ -155,6 +156,7 @@ class RayExecutor(Executor):
         self._loopback = True
         # A short folder: Ray's socket paths under it must stay under 107 characters.
         self._temp_dir = tempfile.mkdtemp(prefix="compressor-ray-")
+        track(Path(self._temp_dir))  # removed on a timeout or Ctrl-C too (compressor.limits.end_process)
         self._children_before = {child.pid for child in psutil.Process().children(recursive=True)}
         self._owned = True
         ray.init(
@@ -258,6 +260,7 @@ class RayExecutor(Executor):
                 shutil.rmtree(self._temp_dir, ignore_errors=True)
                 if os.path.exists(self._temp_dir):
                     time.sleep(0.2)
+            untrack(Path(self._temp_dir))
             self._temp_dir = None
 
     def _started_processes(self) -> list[psutil.Process]:
