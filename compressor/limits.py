@@ -14,6 +14,7 @@ import os
 import signal
 import sys
 import threading
+import time
 from collections.abc import Callable, Iterator
 from types import FrameType
 from typing import NoReturn
@@ -58,11 +59,20 @@ def cancel_timeout() -> None:
         _timer = None
 
 
+#: The thread ending the process (a timeout's timer, or the main thread on Ctrl-C), once one is.
+_ender: int | None = None
+_ending = threading.Lock()
+
+
 def end_process(code: ExitCode, message: str, hint: str | None) -> NoReturn:
     """Report, stop the processes this one started (build workers, a local Ray instance), remove this
     process's temporary files and exit with ``code`` at once."""
+    global _ender
     from compressor.outputs import remove_active
 
+    if not _ending.acquire(blocking=False):  # another thread is ending it already
+        _wait_for_the_end()
+    _ender = threading.get_ident()
     try:
         report(code, message, hint)
         sys.stdout.flush()
@@ -71,6 +81,18 @@ def end_process(code: ExitCode, message: str, hint: str | None) -> NoReturn:
         _kill_children()
         remove_active()
         os._exit(int(code))
+
+
+def hold_if_ending() -> None:
+    """Wait here for the end if another thread is ending the process: the work it removes files from fails
+    meanwhile, and that failure must not be reported nor the process exit with its code."""
+    if _ending.locked() and _ender != threading.get_ident():
+        _wait_for_the_end()
+
+
+def _wait_for_the_end() -> NoReturn:
+    while True:
+        time.sleep(60)
 
 
 def _kill_children() -> None:

@@ -15,6 +15,7 @@ import os
 import shutil
 import socket
 import tempfile
+import time
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 
@@ -86,11 +87,20 @@ def _remove(path: Path) -> None:
             path.unlink()
 
 
-def remove_active() -> None:
-    """Remove this process's temporary files and folders now (before an abrupt exit)."""
-    for path in list(_ACTIVE):
-        _remove(path)
-    _ACTIVE.clear()
+def remove_active(pause_s: float = 0.05) -> None:
+    """Remove this process's temporary files and folders now (before an abrupt exit).
+
+    Called from the timeout's thread, while the main thread may still be writing into a folder (a file
+    appearing during ``rmtree`` leaves it behind) or may just have made one it has not tracked yet: repeat,
+    a short pause apart, until a round after the first finds nothing left.
+    """
+    for attempt in range(20):
+        leftovers = [path for path in list(_ACTIVE) if path.exists() or path.is_symlink()]
+        if not leftovers and attempt > 0:
+            return
+        for path in leftovers:
+            _remove(path)
+        time.sleep(pause_s)
 
 
 def write_error(exc: OSError, where: Path) -> OutputPathError | None:

@@ -59,6 +59,7 @@ def _one_line(text: str) -> str:
 def _report_error(argv: list[str], code: ExitCode, message: str, hint: str | None, kind: str) -> None:
     from compressor.cli import console
 
+    limits.hold_if_ending()
     if "--json" in argv:
         command = next((a for a in argv if not a.startswith("-")), "compressor")
         error = {"type": kind, "message": message, "hint": hint}
@@ -120,6 +121,7 @@ def main(argv: list[str] | None = None) -> int:
         )
     finally:
         limits.cancel_timeout()
+    limits.hold_if_ending()
     sys.stdout.flush()
     return int(code)
 
