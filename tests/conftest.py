@@ -5,8 +5,11 @@ from __future__ import annotations
 import hashlib
 import importlib.util
 import shutil
+import signal
 import subprocess
 import sys
+import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from types import ModuleType
@@ -57,6 +60,29 @@ def run_subprocess(*args: str, cwd: Path | None = None, env: dict[str, str] | No
         [sys.executable, "-m", "compressor", *args], capture_output=True, text=True, cwd=cwd, env=env, timeout=600
     )
     return CliResult(proc.returncode, proc.stdout, proc.stderr)
+
+
+def interrupt_when(
+    command: list[str],
+    ready: Callable[[subprocess.Popen[str]], bool],
+    env: dict[str, str] | None = None,
+    settle_s: float = 0.0,
+) -> CliResult:
+    """Start ``command``, send it SIGINT ``settle_s`` after ``ready(process)`` (polled) is first true; how it ended."""
+    proc = subprocess.Popen(command, cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        deadline = time.monotonic() + 120
+        while not ready(proc):
+            assert proc.poll() is None and time.monotonic() < deadline, "it ended, or was not ready in 2 minutes"
+            time.sleep(0.02)
+        time.sleep(settle_s)
+        proc.send_signal(signal.SIGINT)
+        stdout, stderr = proc.communicate(timeout=120)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    return CliResult(proc.returncode, stdout, stderr)
 
 
 def file_digest(path: Path) -> str:

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import json
 import os
-import signal
 import subprocess
 import sys
 import tempfile
@@ -22,7 +21,7 @@ from compressor.cache import ResultCache, content_hash
 from compressor.cli.main import main
 from compressor.errors import ExitCode
 from compressor.search.worker import BuildTask, build_candidate
-from tests.conftest import ROOT, file_digest
+from tests.conftest import assert_clean_error, file_digest, interrupt_when
 from tests.optimize.search_helpers import BASE, CALIB, FAST, MODEL, TEST, by_index, report
 
 pytest.importorskip("ray")
@@ -131,20 +130,13 @@ def test_ctrl_c_ends_a_ray_search_with_130_and_stops_every_ray_process(tmp_path:
     command = [sys.executable, "-m", "compressor", "optimize", *BASE, "--passes", "quantize.dynamic,quantize.static",
                "--executor", "ray", "--jobs", "2", "--cache-dir", str(tmp_path / "cache"),
                "-o", str(tmp_path / "out")]  # fmt: skip
-    proc = subprocess.Popen(command, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    try:
-        driver, deadline = psutil.Process(proc.pid), time.monotonic() + 120
-        while not any("RuntimeEnvAgent" in p.name() for p in driver.children(recursive=True)):  # all of Ray is up
-            assert proc.poll() is None and time.monotonic() < deadline
-            time.sleep(0.1)
-        started = driver.children(recursive=True)
-        proc.send_signal(signal.SIGINT)
-        _, stderr = proc.communicate(timeout=60)
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-    assert proc.returncode == ExitCode.INTERRUPTED, stderr
-    assert "error: interrupted" in stderr and "Traceback" not in stderr
+    started: list[psutil.Process] = []
+
+    def ray_is_up(proc: subprocess.Popen[str]) -> bool:
+        started[:] = psutil.Process(proc.pid).children(recursive=True)
+        return any("RuntimeEnvAgent" in p.name() for p in started)  # the last of Ray's processes to start
+
+    assert_clean_error(interrupt_when(command, ray_is_up), ExitCode.INTERRUPTED, "interrupted")
     _, alive = psutil.wait_procs(started, timeout=10)  # Ray's agents outlive the driver unless it stops them
     assert not alive, [p.name() for p in alive]
     assert ray_temp_dirs() == temp_dirs

@@ -14,14 +14,12 @@ from __future__ import annotations
 import json
 import shutil
 import signal
-import subprocess
 import sys
-import time
 
 import pytest
 
 from compressor.errors import ExitCode
-from tests.conftest import DIGITS, file_digest
+from tests.conftest import DIGITS, assert_clean_error, file_digest, interrupt_when
 from tests.reliability.conftest import (
     Workspace,
     assert_cache_consistent,
@@ -143,20 +141,8 @@ def test_sigint_stops_cleanly_with_130_and_no_output(ws: Workspace, command: str
         if command == "quantize"
         else ("run", recipe, "-o", out)
     )
-    proc = subprocess.Popen(ws.command(*args), env=ws.env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    try:
-        deadline = time.monotonic() + 120
-        while not strays(out.parent) and proc.poll() is None:  # interrupt once it is writing
-            assert time.monotonic() < deadline
-            time.sleep(0.02)
-        time.sleep(0.3)
-        proc.send_signal(signal.SIGINT)
-        _, stderr = proc.communicate(timeout=120)
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-    assert proc.returncode == ExitCode.INTERRUPTED, stderr
-    assert "error: interrupted" in stderr and "Traceback" not in stderr
+    result = interrupt_when(ws.command(*args), lambda _: bool(strays(out.parent)), ws.env, settle_s=0.3)  # writing
+    assert_clean_error(result, ExitCode.INTERRUPTED, "interrupted")
     assert list(out.parent.iterdir()) == []
     assert digest_tree(folder) == inputs
     assert strays(ws.root) == []
@@ -187,17 +173,8 @@ print("still running after Ctrl-C")
 
 
 def test_sigint_inside_a_native_callback_still_ends_with_130(ws: Workspace) -> None:
-    proc = subprocess.Popen(
-        [sys.executable, "-c", INSIDE_A_NATIVE_CALLBACK, str(ws.tmp)],
-        env=ws.env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-    )  # fmt: skip
-    try:
-        assert proc.stdout is not None and proc.stdout.readline() == "ready\n"
-        proc.send_signal(signal.SIGINT)
-        stdout, stderr = proc.communicate(timeout=30)
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-    assert proc.returncode == ExitCode.INTERRUPTED, stderr
-    assert "error: interrupted" in stderr and "still running" not in stdout
+    command = [sys.executable, "-c", INSIDE_A_NATIVE_CALLBACK, str(ws.tmp)]
+    result = interrupt_when(command, lambda proc: bool(proc.stdout) and proc.stdout.readline() == "ready\n", ws.env)
+    assert_clean_error(result, ExitCode.INTERRUPTED, "interrupted")
+    assert "still running" not in result.stdout
     assert strays(ws.tmp) == []
