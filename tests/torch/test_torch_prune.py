@@ -106,6 +106,28 @@ def test_round_to_and_keep_shape_the_pruned_widths(cli, torch_digits: Path) -> N
     assert layers["features.3"][1] < 64
 
 
+@pytest.mark.parametrize(
+    ("round_to", "widths"),
+    [(None, {"features.0": 16, "features.3": 48, "classifier.1": 96}),  # default 16: the nearest multiple
+     (1, {"features.0": 22, "features.3": 44, "classifier.1": 89})],  # exact: torch-pruning's int(width * 0.7)
+)  # fmt: skip
+def test_pruned_widths_are_rounded_to_the_nearest_multiple_by_default(  # type: ignore[no-untyped-def]
+    cli, torch_digits: Path, round_to: int | None, widths: dict[str, int]
+) -> None:
+    extra = () if round_to is None else ("--round-to", round_to)
+    layers = prune(cli, torch_digits, torch_digits / "p", "--sparsity", "0.3", *extra)["steps"][0]["metrics"]["layers"]
+    assert {name: layers[name][1] for name in widths} == widths
+
+
+def test_rounding_keeps_at_least_one_multiple_and_narrow_layers_exact() -> None:
+    from compressor_torch.prune import rounded_width
+
+    assert rounded_width(9, 32, 16) == 16  # ratio 0.7 of 32: one multiple, never none (torch-pruning: 0)
+    assert rounded_width(44, 64, 16) == 48 and rounded_width(89, 128, 16) == 96
+    assert rounded_width(7, 10, 16) == 7  # narrower than two multiples: exact
+    assert rounded_width(120, 128, 16) == 128  # never wider than the layer
+
+
 def test_resnet_prunes_more_than_2x_in_macs_exports_and_runs(cli, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
     out = tmp_path / "resnet.onnx"
     result = cli(

@@ -169,8 +169,9 @@ def prune_specs(method: str, given: dict[str, Any]) -> list[tuple[str, dict[str,
             "importance": given.get("importance") or "auto",
             "global_pruning": given.get("scope") == "global",
             "keep": keep,
-            "round_to": given.get("round_to"),
         }
+        if given.get("round_to") is not None:
+            config["round_to"] = given["round_to"]
     specs = [(METHODS[method], config)]
     recover = given.get("recover")
     training = {k: given.get(k) for k in ("epochs", "max_time", "teacher")}
@@ -224,10 +225,14 @@ def prune_specs(method: str, given: dict[str, Any]) -> list[tuple[str, dict[str,
     help="structured: channel ranking (auto: taylor with --data, else l2).",
 )
 @click.option("--keep", default=None, metavar="L1,L2", help="Layers to leave unpruned (shell patterns).")
-@click.option("--round-to", type=click.IntRange(min=1), default=None, help="structured: channel counts multiple of N.")
+@click.option(
+    "--round-to", type=click.IntRange(min=1), default=None, help="structured: widths to multiples of N (16; 1: exact)."
+)
 @click.option("--recover", type=click.Choice(["finetune", "distill"]), default=None, help="Train after pruning.")
 @click.option("--data", default=None, help="Training data for --recover (and example inputs).")
-@click.option("--epochs", type=click.IntRange(min=1), default=None, help="Recovery epochs at most (10).")
+@click.option(
+    "--epochs", type=click.IntRange(min=1), default=None, help="Recovery epochs at most (finetune 10, distill 30)."
+)
 @click.option("--max-time", default=None, metavar="DURATION", help="Recovery time budget, e.g. 90s, 5m.")
 @click.option("--teacher", default=None, help="--recover distill: the teacher (default: MODEL before pruning).")
 @model_options
@@ -265,7 +270,7 @@ PRUNE_KEYS = ("sparsity", "scope", "importance", "keep", "round_to", "recover", 
     "--temperature", type=click.FloatRange(min=0, min_open=True), default=None, help="Softmax temperature (4)."
 )
 @click.option("--alpha", type=click.FloatRange(0, 1), default=None, help="Weight of the teacher loss vs labels (0.7).")
-@click.option("--epochs", type=click.IntRange(min=1), default=None, help="Epochs at most (10).")
+@click.option("--epochs", type=click.IntRange(min=1), default=None, help="Epochs at most (30).")
 @click.option("--max-time", default=None, metavar="DURATION", help="Time budget, e.g. 90s, 5m.")
 @click.option("--lr", type=click.FloatRange(min=0, min_open=True), default=None, help="Learning rate (1e-3).")
 @model_options

@@ -220,8 +220,11 @@ class StructuredConfig(PassConfig):
     global_pruning: bool = False
     #: Layers to leave unpruned (shell patterns on module names). Layers feeding a model output are always kept.
     keep: list[str] = Field(default_factory=list)
-    #: Keep channel counts multiples of this (hardware-friendly shapes), e.g. 8.
-    round_to: int | None = Field(None, ge=1)
+    #: Round each pruned layer's kept width to the nearest multiple of this (at least one multiple); layers
+    #: narrower than two multiples keep the exact ratio; 1 keeps exact ratios everywhere. Other widths run slower:
+    #: ONNX Runtime's convolutions block channels by 16 with AVX-512 (8 with AVX2), tensor cores want 8 or 16. On the
+    #: digits CNN at ratio 0.3 exact widths (22, 44) ran 1.35x *slower* than the unpruned model, (16, 48) 2.2x faster.
+    round_to: int = Field(16, ge=1)
     #: Share of attention heads removed from attention modules written the timm / Hugging Face way (a ``num_heads``
     #: attribute and a fused ``qkv`` Linear or ``q_proj``/``k_proj``/``v_proj``); None: the same as ``ratio``;
     #: 0 keeps every head. Heads go whole: the head size stays, ``num_heads`` is updated.
@@ -299,6 +302,26 @@ def _fmt(value: float) -> str:
     return f"{value:.0f}"
 
 
+def _nearest_multiple_pruner() -> type:
+    import torch_pruning as tp
+
+    class NearestMultiplePruner(tp.pruner.MetaPruner):  # type: ignore[misc]
+        """torch-pruning rounds a kept width *down* to a multiple of ``round_to``: to nothing for a layer narrower
+        than that. Keep the nearest multiple instead, at least one, and the exact width for narrow layers."""
+
+        def _round_to(self, n_pruned: int, current_channels: int, round_to: int) -> int:
+            return current_channels - rounded_width(current_channels - n_pruned, current_channels, round_to)
+
+    return NearestMultiplePruner
+
+
+def rounded_width(kept: int, width: int, multiple: int) -> int:
+    """``kept`` of ``width`` channels rounded to the nearest multiple (at least one); narrow layers stay exact."""
+    if width < 2 * multiple:
+        return kept
+    return min(width, max(multiple, round(kept / multiple) * multiple))
+
+
 class StructuredPrune(Pass):
     name = "prune.structured"
     summary = "structured pruning with torch-pruning's dependency graph: channels, neurons, heads removed for real"
@@ -337,14 +360,14 @@ class StructuredPrune(Pass):
         attention = attention_modules(module)
         heads = {qkv: getattr(owner, attr) for owner, attr, layers in attention.values() for qkv in layers}
         head_ratio = config.ratio if config.head_ratio is None else config.head_ratio
-        pruner = tp.pruner.MetaPruner(
+        pruner = _nearest_multiple_pruner()(
             module,
             example,
             importance=_importance(importance),
             pruning_ratio=config.ratio,
             global_pruning=config.global_pruning,
             ignored_layers=[by_name[n] for n in kept],
-            round_to=config.round_to,
+            round_to=config.round_to if config.round_to > 1 else None,
             num_heads=heads,
             prune_num_heads=bool(heads) and head_ratio > 0,
             prune_head_dims=False,

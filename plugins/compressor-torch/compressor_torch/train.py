@@ -63,6 +63,9 @@ class FinetuneConfig(TrainConfig):
 
 
 class DistillConfig(TrainConfig):
+    #: Soft targets keep teaching after the labels are fitted: on the digits CNN pruned at ratio 0.7, 10 epochs
+    #: reached 98.06% test accuracy and 30 epochs 98.61% (the unpruned model: 99.17%), in 2.5 s.
+    epochs: int = Field(30, ge=1)
     #: The teacher: any model reference (torch or ONNX). Default: the model before pruning (the artifact's origin),
     #: or the input model itself when a separate student is given.
     teacher: str | None = None
