@@ -1,10 +1,13 @@
 """Resource limits and interruption: ``--timeout`` for long commands, and Ctrl-C.
 
-Both end the process the same way, even inside a long native call (a quantizer, a session build) that
-Python cannot interrupt: report what the command was doing, remove this process's temporary files
-(outputs are published by rename, so nothing half-written is left at any target) and exit with
-``ExitCode.TIMEOUT`` or ``ExitCode.INTERRUPTED``. Ctrl-C does not raise ``KeyboardInterrupt``: raised inside
-a native library's callback into Python (ONNX Runtime's calibration, pybind11) it aborts the interpreter.
+Both end the process the same way: report what the command was doing, stop the processes it started, remove
+its temporary files (outputs are published by rename, so nothing half-written is left at any target) and exit
+with ``ExitCode.TIMEOUT`` or ``ExitCode.INTERRUPTED``. Ctrl-C does not raise ``KeyboardInterrupt``: raised
+inside a native library's callback into Python (ONNX Runtime's calibration, pybind11) it aborts the interpreter.
+
+A timeout is handed to the main thread (a signal), so that nothing else runs while it cleans up; only when the
+main thread is stuck in a long native call that Python cannot interrupt does the timer thread end the process
+itself, the main thread held back from reporting its own failure (:func:`hold_if_ending`).
 """
 
 from __future__ import annotations
@@ -23,6 +26,11 @@ from compressor.errors import ExitCode
 
 _activity = "starting"
 _timer: threading.Timer | None = None
+#: The signal that hands an abrupt end to the main thread, and how long the timer waits for it to take over.
+HANDOVER_SIGNAL = signal.SIGUSR1
+HANDOVER_WAIT_S = 2.0
+_handover: tuple[ExitCode, str, str | None] | None = None
+_main_thread_listens = False
 
 
 def _print_error(code: ExitCode, message: str, hint: str | None) -> None:
@@ -108,8 +116,30 @@ def _kill_children() -> None:
 
 
 def _expire(seconds: float) -> None:
-    end_process(ExitCode.TIMEOUT, f"timed out after {seconds:g} s while {_activity}",
-                "give a larger --timeout; nothing was written")  # fmt: skip
+    end = (ExitCode.TIMEOUT, f"timed out after {seconds:g} s while {_activity}",
+           "give a larger --timeout; nothing was written")  # fmt: skip
+    _hand_to_main_thread(*end)
+    end_process(*end)
+
+
+def _hand_to_main_thread(code: ExitCode, message: str, hint: str | None) -> None:
+    """Ask the main thread to end the process and wait for it; return if it does not take over in time."""
+    global _handover
+    main = threading.main_thread()
+    if not _main_thread_listens or main.ident is None:
+        return
+    _handover = (code, message, hint)
+    signal.pthread_kill(main.ident, HANDOVER_SIGNAL)  # wakes it from a blocking system call too
+    deadline = time.monotonic() + HANDOVER_WAIT_S
+    while time.monotonic() < deadline:
+        if _ending.locked():
+            _wait_for_the_end()
+        time.sleep(0.01)
+
+
+def _handed_over(signum: int, frame: FrameType | None) -> None:
+    if _handover is not None:
+        end_process(*_handover)
 
 
 def _interrupted(signum: int, frame: FrameType | None) -> None:
@@ -117,13 +147,19 @@ def _interrupted(signum: int, frame: FrameType | None) -> None:
 
 
 @contextlib.contextmanager
-def interrupt_ends_process() -> Iterator[None]:
-    """While inside, Ctrl-C (SIGINT) ends the process like a timeout does, instead of raising."""
+def handle_abrupt_ends() -> Iterator[None]:
+    """While inside, Ctrl-C (SIGINT) ends the process like a timeout does, instead of raising; and the main
+    thread takes over a timeout's end."""
+    global _main_thread_listens
     if threading.current_thread() is not threading.main_thread():
         yield
         return
-    previous = signal.signal(signal.SIGINT, _interrupted)
+    previous = {sig: signal.signal(sig, handler)
+                for sig, handler in ((signal.SIGINT, _interrupted), (HANDOVER_SIGNAL, _handed_over))}  # fmt: skip
+    _main_thread_listens = True
     try:
         yield
     finally:
-        signal.signal(signal.SIGINT, previous)
+        _main_thread_listens = False
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)

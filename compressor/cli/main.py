@@ -83,7 +83,7 @@ def main(argv: list[str] | None = None) -> int:
     args = [a for a in args if a != "--debug"]  # accepted anywhere on the line, not only before the command
     limits.report = lambda code, message, hint: _report_error(args, code, message, hint, _ABRUPT_KINDS[code])
     try:
-        with limits.interrupt_ends_process():
+        with limits.handle_abrupt_ends():
             result = cli.main(args=args, prog_name="compressor", standalone_mode=False)
         code = ExitCode(result) if isinstance(result, int) else ExitCode.OK
     except click.exceptions.Exit as exc:

@@ -164,7 +164,7 @@ def callback(_):
 
 class Model: ...
 
-with limits.interrupt_ends_process(), scratch_dir("probe", Path(sys.argv[1])):
+with limits.handle_abrupt_ends(), scratch_dir("probe", Path(sys.argv[1])):
     model = Model()
     finalizer = weakref.ref(model, callback)
     del model

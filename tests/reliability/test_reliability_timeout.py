@@ -4,6 +4,8 @@ command that has it (quantize, run, optimize, compare, bench and the torch plugi
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 
 import pytest
 
@@ -92,3 +94,28 @@ def test_json_timeout_is_one_envelope(ws: Workspace) -> None:
     envelope = json.loads(result.stdout)
     assert envelope["ok"] is False and envelope["exit_code"] == ExitCode.TIMEOUT
     assert envelope["error"]["type"] == "CommandTimeout" and "timed out" in envelope["error"]["message"]
+
+
+#: The main thread writes into its temporary folder without pause when the timeout strikes.
+WRITING_WHEN_TIME_RUNS_OUT = """
+import itertools, sys
+from pathlib import Path
+from compressor import limits
+from compressor.outputs import scratch_dir
+
+with limits.handle_abrupt_ends(), scratch_dir("busy", Path(sys.argv[1])) as folder:
+    limits.set_activity("writing parts")
+    limits.start_timeout(1)
+    for i in itertools.count():
+        (folder / f"part-{i % 50}").write_bytes(b"x" * 4096)
+"""
+
+
+def test_a_timeout_cleans_up_while_the_main_thread_keeps_writing(ws: Workspace) -> None:
+    """The main thread ends the process itself: a folder removed under a thread still writing into it survives."""
+    for _ in range(3):
+        result = subprocess.run([sys.executable, "-c", WRITING_WHEN_TIME_RUNS_OUT, str(ws.tmp)], env=ws.env,
+                                capture_output=True, text=True, timeout=60)  # fmt: skip
+        assert result.returncode == ExitCode.TIMEOUT, result.stderr
+        assert result.stderr.strip().splitlines()[0] == "error: timed out after 1 s while writing parts"
+        assert strays(ws.tmp) == []
