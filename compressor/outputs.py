@@ -87,12 +87,16 @@ def _remove(path: Path) -> None:
             path.unlink()
 
 
-def remove_active(pause_s: float = 0.05) -> None:
+#: Pause between the rounds of :func:`remove_active`.
+REMOVAL_PAUSE_S = 0.05
+
+
+def remove_active() -> None:
     """Remove this process's temporary files and folders now (before an abrupt exit).
 
-    Called from the timeout's thread, while the main thread may still be writing into a folder (a file
-    appearing during ``rmtree`` leaves it behind) or may just have made one it has not tracked yet: repeat,
-    a short pause apart, until a round after the first finds nothing left.
+    When a timeout's thread ends the process (the main thread stuck in native code), the main thread may
+    still be writing into a folder (a file appearing during ``rmtree`` leaves it behind) or may just have made
+    one it has not tracked yet: repeat, a short pause apart, until a round after the first finds nothing left.
     """
     for attempt in range(20):
         leftovers = [path for path in list(_ACTIVE) if path.exists() or path.is_symlink()]
@@ -100,7 +104,7 @@ def remove_active(pause_s: float = 0.05) -> None:
             return
         for path in leftovers:
             _remove(path)
-        time.sleep(pause_s)
+        time.sleep(REMOVAL_PAUSE_S)
 
 
 def write_error(exc: OSError, where: Path) -> OutputPathError | None:

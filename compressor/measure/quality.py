@@ -99,6 +99,16 @@ class Metric:
         raise NotImplementedError
 
 
+def within_tolerance(reference: Any, candidate: Any, atol: float, rtol: float) -> tuple[bool, float]:
+    """Whether ``|candidate - reference| <= atol + rtol * |reference|`` everywhere (NaN matching NaN), and the
+    largest ``|candidate - reference|`` (0 for empty arrays): how conversions check their outputs."""
+    ref = np.asarray(reference, dtype=np.float64)
+    got = np.asarray(candidate, dtype=np.float64)
+    diff = np.abs(got - ref)
+    worst = float(diff.max()) if diff.size else 0.0
+    return bool(np.isclose(got, ref, atol=atol, rtol=rtol, equal_nan=True).all()), worst
+
+
 def predicted_classes(output: np.ndarray) -> np.ndarray:
     """Class predictions from a classifier output: labels as they are, scores/logits by arg-max."""
     output = np.asarray(output)

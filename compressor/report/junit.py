@@ -24,31 +24,26 @@ class JUnitCase:
     seconds: float = 0.0
 
 
+def _counts(cases: list[JUnitCase]) -> dict[str, str]:
+    """The tests / failures / errors / skipped attributes of a suite holding ``cases``."""
+    return {
+        "tests": str(len(cases)),
+        "failures": str(sum(c.failure is not None for c in cases)),
+        "errors": "0",
+        "skipped": str(sum(c.skipped is not None for c in cases)),
+    }
+
+
 def junit_xml(name: str, suites: dict[str, list[JUnitCase]], seconds: float = 0.0) -> str:
     """The document for ``suites`` (suite name -> its cases), as a string with an XML declaration."""
     cases = [case for group in suites.values() for case in group]
-    root = ET.Element(
-        "testsuites",
-        name=name,
-        tests=str(len(cases)),
-        failures=str(sum(c.failure is not None for c in cases)),
-        errors="0",
-        skipped=str(sum(c.skipped is not None for c in cases)),
-        time=f"{seconds:.3f}",
-    )
+    root = ET.Element("testsuites", name=name, **_counts(cases), time=f"{seconds:.3f}")
     stamp = datetime.now(timezone.utc).isoformat(timespec="seconds")
     for suite_name, group in suites.items():
         suite = ET.SubElement(
-            root,
-            "testsuite",
-            name=suite_name,
-            tests=str(len(group)),
-            failures=str(sum(c.failure is not None for c in group)),
-            errors="0",
-            skipped=str(sum(c.skipped is not None for c in group)),
-            time=f"{sum(c.seconds for c in group):.3f}",
+            root, "testsuite", name=suite_name, **_counts(group), time=f"{sum(c.seconds for c in group):.3f}",
             timestamp=stamp,
-        )
+        )  # fmt: skip
         for case in group:
             element = ET.SubElement(
                 suite, "testcase", name=case.name, classname=case.classname, time=f"{case.seconds:.3f}"

@@ -19,6 +19,7 @@ from pydantic import Field
 from compressor.artifacts import Artifact, TensorSpec
 from compressor.errors import PassError
 from compressor.measure.inputs import make_inputs
+from compressor.measure.quality import within_tolerance
 from compressor.measure.runner import RunOptions, open_session
 from compressor.passes import Pass, PassConfig, PassContext, PassResult
 from compressor_sklearn.native import (
@@ -285,14 +286,13 @@ def check_outputs(
     worst = 0.0
     specs = model.output_specs()
     for index in range(start, len(expected)):
-        ref = np.asarray(expected[index], dtype=np.float64)
-        got = np.asarray(produced[index], dtype=np.float64).reshape(ref.shape)
-        diff = np.abs(ref - got)
-        worst = max(worst, float(diff.max()) if diff.size else 0.0)
-        if not np.all(diff <= atol + rtol * np.abs(ref)):
+        ref = np.asarray(expected[index])
+        close, diff = within_tolerance(ref, np.asarray(produced[index]).reshape(ref.shape), atol, rtol)
+        worst = max(worst, diff)
+        if not close:
             raise PassError(
                 pass_name,
-                f"ONNX output '{specs[index].name}' differs from the native model's by up to {float(diff.max()):.3g} "
+                f"ONNX output '{specs[index].name}' differs from the native model's by up to {diff:.3g} "
                 f"(tolerance {atol:g} + {rtol:g} x |native|) on {len(x)} samples",
                 hint="raise atol in the pass config if this difference is acceptable",
             )

@@ -20,6 +20,7 @@ from pydantic import Field
 from compressor.artifacts import Artifact
 from compressor.errors import CompressorError, PassError
 from compressor.measure.inputs import make_inputs
+from compressor.measure.quality import within_tolerance
 from compressor.measure.runner import RunOptions, open_session
 from compressor.passes import Pass, PassConfig, PassContext, PassResult
 from compressor_tensorflow.models import FORMATS, first_line, serve
@@ -164,17 +165,17 @@ def check_outputs(
     expected, produced = results
     worst = 0.0
     for spec, ref, got in zip(artifact.outputs, expected, produced, strict=True):
-        ref, got = np.asarray(ref, dtype=np.float64), np.asarray(got, dtype=np.float64)
+        ref, got = np.asarray(ref), np.asarray(got)
         if ref.shape != got.shape:
             raise PassError(
                 pass_name, f"output '{spec.name}' has shape {list(got.shape)} in ONNX, {list(ref.shape)} in TensorFlow"
             )
-        diff = np.abs(ref - got)
-        worst = max(worst, float(diff.max()) if diff.size else 0.0)
-        if not np.all(diff <= atol + rtol * np.abs(ref)):
+        close, diff = within_tolerance(ref, got, atol, rtol)
+        worst = max(worst, diff)
+        if not close:
             raise PassError(
                 pass_name,
-                f"ONNX output '{spec.name}' differs from TensorFlow's by up to {float(diff.max()):.3g} "
+                f"ONNX output '{spec.name}' differs from TensorFlow's by up to {diff:.3g} "
                 f"(tolerance {atol:g} + {rtol:g} x |tf|)",
                 hint="raise atol in the pass config if this difference is acceptable",
             )

@@ -16,6 +16,7 @@ from pydantic import Field
 
 from compressor.artifacts import Artifact, TensorSpec
 from compressor.errors import PassError
+from compressor.measure.quality import within_tolerance
 from compressor.passes import Pass, PassConfig, PassContext, PassResult
 from compressor_torch import models
 
@@ -247,12 +248,12 @@ def _check(
                     pass_name,
                     f"output {index} of the ONNX export has shape {list(got.shape)}, torch gives {list(want.shape)}",
                 )
-            diff = np.abs(got.astype(np.float64) - want.astype(np.float64))
-            worst = max(worst, float(diff.max()) if diff.size else 0.0)
-            if not np.allclose(got, want, atol=config.atol, rtol=config.rtol, equal_nan=True):
+            close, diff = within_tolerance(want, got, config.atol, config.rtol)
+            worst = max(worst, diff)
+            if not close:
                 raise PassError(
                     pass_name,
-                    f"the ONNX export's output {index} differs from torch's: max |diff| {float(diff.max()):.4g} "
+                    f"the ONNX export's output {index} differs from torch's: max |diff| {diff:.4g} "
                     f"(atol {config.atol:g}, rtol {config.rtol:g}) on {len(want)} samples",
                     hint="the exporter traced something that depends on the input values (data-dependent control "
                     "flow?); fix the model, or raise atol/rtol if the difference is acceptable",

@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import fnmatch
+import functools
 from dataclasses import replace
-from typing import Any, Literal
+from typing import Any, Literal, get_args
 
 from pydantic import Field, model_validator
 
@@ -43,6 +44,13 @@ def weight_tensors(loaded: models.Loaded) -> dict[str, Any]:
     else:
         source = dict(loaded.module.named_parameters())
     return {k: v for k, v in source.items() if k.endswith("weight") and v.dim() >= 2 and v.is_floating_point()}
+
+
+def _weights_to_prune(loaded: models.Loaded, exclude: list[str]) -> tuple[dict[str, Any], dict[str, Any]]:
+    """All prunable weights, and those the ``exclude`` patterns (each checked to match something) leave."""
+    tensors = weight_tensors(loaded)
+    _check_patterns(exclude, list(tensors), "exclude")
+    return tensors, {k: v for k, v in tensors.items() if not _matches(k, exclude)}
 
 
 def _sparsity_table(tensors: dict[str, Any]) -> dict[str, dict[str, float]]:
@@ -92,9 +100,7 @@ class MagnitudePrune(Pass):
         import torch
 
         loaded = models.open_model(artifact)
-        tensors = weight_tensors(loaded)
-        _check_patterns(config.exclude, list(tensors), "exclude")
-        selected = {k: v for k, v in tensors.items() if not _matches(k, config.exclude)}
+        _, selected = _weights_to_prune(loaded, config.exclude)
         if not selected:
             raise PassError(self.name, "no weight to prune (no Linear/Conv-like weights, or all excluded)")
         with torch.no_grad():
@@ -174,9 +180,7 @@ class NMPrune(Pass):
         import torch
 
         loaded = models.open_model(artifact)
-        tensors = weight_tensors(loaded)
-        _check_patterns(config.exclude, list(tensors), "exclude")
-        candidates = {k: v for k, v in tensors.items() if not _matches(k, config.exclude)}
+        tensors, candidates = _weights_to_prune(loaded, config.exclude)
         selected = {k: v for k, v in candidates.items() if nm_prunable(v, config.m)}
         skipped = sorted(set(candidates) - set(selected))
         if not selected:
@@ -207,7 +211,8 @@ class NMPrune(Pass):
 
 #: Samples whose loss gradients rank channels for taylor importance.
 TAYLOR_SAMPLES = 256
-IMPORTANCES = ("auto", "taylor", "l2", "l1", "lamp", "fpgm", "bn_scale", "random")
+Importance = Literal["auto", "taylor", "l2", "l1", "lamp", "fpgm", "bn_scale", "random"]
+IMPORTANCES = get_args(Importance)
 
 
 class StructuredConfig(PassConfig):
@@ -215,7 +220,7 @@ class StructuredConfig(PassConfig):
     ratio: float = Field(0.5, gt=0, lt=1)
     #: How channels are ranked. auto: taylor (first-order, gradients on the dataset) when the pass has data, else l2
     #: (weight magnitude). On the digits CNN at ratio 0.5 taylor + distill reaches 99.7%, l2 + distill 98.1-98.6%.
-    importance: Literal["auto", "taylor", "l2", "l1", "lamp", "fpgm", "bn_scale", "random"] = "auto"
+    importance: Importance = "auto"
     #: Rank channels across all layers at once instead of removing the same share from each.
     global_pruning: bool = False
     #: Layers to leave unpruned (shell patterns on module names). Layers feeding a model output are always kept.
@@ -302,6 +307,7 @@ def _fmt(value: float) -> str:
     return f"{value:.0f}"
 
 
+@functools.cache
 def _nearest_multiple_pruner() -> type:
     import torch_pruning as tp
 
